@@ -1,0 +1,44 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+
+from .models import User
+
+
+class UserChangeFormForEmail(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+
+class UserCreationFormForEmail(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email",)
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    form = UserChangeFormForEmail
+    add_form = UserCreationFormForEmail
+    ordering = ["email"]
+    list_display = ["email", "full_name", "is_staff", "is_active", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
+    search_fields = ["email", "full_name"]
+    filter_horizontal = ["groups", "user_permissions"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Personal", {"fields": ("full_name",)}),
+        ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        ("Direct permissions", {"fields": ("user_permissions",)}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = ["last_login", "date_joined"]
+        if not request.user.is_superuser:
+            # A security admin assigns roles (groups) but cannot mint superusers or grant
+            # permissions outside the role table.
+            readonly += ["is_superuser", "user_permissions", "password"]
+        return readonly

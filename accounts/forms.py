@@ -1,0 +1,46 @@
+from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django_otp.forms import otp_verification_failed
+
+from audit.models import Outcome
+from audit.services import record
+
+from .otp import verify_totp
+
+
+class StaffLoginForm(AdminAuthenticationForm):
+    """E-mail, password and authenticator code in one step; a wrong code and a wrong password
+    give the same answer, so the form reveals nothing about which factor failed."""
+
+    otp_token = forms.CharField(
+        label="Authenticator code",
+        max_length=10,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "required": True}
+        ),
+    )
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": (
+            "Please enter the correct e-mail address, password and authenticator code "
+            "of a staff account."
+        ),
+    }
+
+    def clean(self):
+        cleaned = super().clean()
+        user = self.get_user()
+        device = verify_totp(user, cleaned.get("otp_token") or "")
+        if device is None:
+            otp_verification_failed.send(sender=self.__class__, user=user)
+            record(
+                "login.otp_failure",
+                actor="anonymous",
+                target=user.get_username(),
+                outcome=Outcome.FAILURE,
+            )
+            raise self.get_invalid_login_error()
+        # django-otp's user_logged_in receiver persists this device in the session.
+        user.otp_device = device
+        return cleaned

@@ -1,0 +1,103 @@
+"""Staff roles: one group per role, holding exactly the permissions the role needs (S11).
+
+Each app adds the permissions its models need to the roles here when it lands. `sync_roles`
+makes the groups match this table exactly, removing anything granted by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    description: str
+    permissions: frozenset[str]  # "app_label.codename"
+
+
+SUPPORT = "Support"
+PROVISIONING = "Provisioning"
+BILLING = "Billing"
+REVENUE_PROTECTION = "Revenue protection"
+FIELD_ENGINEER = "Field engineer"
+SECURITY_ADMIN = "Security admin"
+
+ROLES: tuple[Role, ...] = (
+    Role(
+        SUPPORT,
+        "Answers customers: looks up their accounts; changes nothing.",
+        frozenset({"accounts.view_user"}),
+    ),
+    Role(
+        PROVISIONING,
+        "Registers meters and SIMs, generates keys and provisioning bundles.",
+        frozenset(),
+    ),
+    Role(BILLING, "Runs billing and issues invoices and credit notes.", frozenset()),
+    Role(
+        REVENUE_PROTECTION,
+        "Works fraud cases and dispatches field engineers.",
+        frozenset(),
+    ),
+    Role(
+        FIELD_ENGINEER,
+        "Sees only their own dispatch list; no admin access.",
+        frozenset(),
+    ),
+    Role(
+        SECURITY_ADMIN,
+        "Reads the audit log, assigns staff roles and manages staff second factors.",
+        frozenset(
+            {
+                "accounts.view_user",
+                "accounts.change_user",
+                "auth.view_group",
+                "audit.view_auditevent",
+                "otp_totp.view_totpdevice",
+                "otp_totp.add_totpdevice",
+                "otp_totp.delete_totpdevice",
+            }
+        ),
+    ),
+)
+
+ROLE_NAMES = frozenset(role.name for role in ROLES)
+
+
+def _permission(label: str) -> Permission:
+    app_label, codename = label.split(".", 1)
+    try:
+        return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    except Permission.DoesNotExist as exc:
+        raise ImproperlyConfigured(f"role permission {label} does not exist") from exc
+
+
+@transaction.atomic
+def sync_roles() -> list[Group]:
+    """Create or correct every role group so it holds exactly its declared permissions."""
+    groups = []
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role.name)
+        group.permissions.set([_permission(label) for label in sorted(role.permissions)])
+        groups.append(group)
+    return groups
+
+
+def sync_roles_after_migrate(sender, app_config=None, using="default", apps=None, **kwargs):
+    # post_migrate fires per app; run once, for this app, after making sure every app's
+    # permissions exist (Django creates them app by app, in the same signal).
+    if app_config is None or app_config.name != "accounts" or using != "default":
+        return
+    for config in global_apps.get_app_configs():
+        create_permissions(config, verbosity=0, using=using)
+    sync_roles()

@@ -1,0 +1,79 @@
+"""Shared test set-up: real services, named staff users with a second factor."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return [
+        f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')} (tests use test_<name>)",
+        f"redis: {settings.REDIS_URL or 'not configured'}",
+    ]
+
+
+def pytest_runtest_setup(item):
+    """Tests about a real service fail in CI without it, and skip with the reason elsewhere."""
+    from django.conf import settings
+
+    missing = []
+    if item.get_closest_marker("postgres") and not settings.DATABASES["default"]["ENGINE"].endswith(
+        "postgresql"
+    ):
+        missing.append("PostgreSQL (set DATABASE_URL)")
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        missing.append("Redis (set REDIS_URL)")
+    if missing:
+        message = f"needs {', '.join(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + ": required in CI", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_eager():
+    # Tests about queuing start a real worker and switch this off themselves.
+    from utility.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+
+
+@pytest.fixture
+def make_staff(db):
+    """make_staff(email, roles=[...], superuser=False) -> (user, totp_device)."""
+    from accounts.services import create_staff_user
+    from accounts.testing import STAFF_PASSWORD
+
+    def make(email: str, roles: list[str] | None = None, superuser: bool = False):
+        return create_staff_user(
+            email=email,
+            password=STAFF_PASSWORD,
+            role_names=roles or [],
+            by="test",
+            superuser=superuser,
+        )
+
+    return make
+
+
+@pytest.fixture
+def verified_client(client):
+    """verified_client(user, device) -> the test client, signed in through the staff login."""
+
+    from accounts.testing import STAFF_PASSWORD, totp_now
+
+    def sign_in(user, device):
+        response = client.post(
+            "/admin/login/",
+            {"username": user.email, "password": STAFF_PASSWORD, "otp_token": totp_now(device)},
+        )
+        assert response.status_code == 302, response.content[:500]
+        return client
+
+    return sign_in
