@@ -1,0 +1,12 @@
+# gunicorn settings for the portal's web workers (behind nginx).
+import multiprocessing
+
+bind = "127.0.0.1:8000"
+workers = multiprocessing.cpu_count() * 2 + 1
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 30
+max_requests = 2000
+max_requests_jitter = 200
+accesslog = "-"
+forwarded_allow_ips = "127.0.0.1"
