@@ -35,19 +35,45 @@ SECURITY_ADMIN = "Security admin"
 ROLES: tuple[Role, ...] = (
     Role(
         SUPPORT,
-        "Answers customers: looks up their accounts; changes nothing.",
-        frozenset({"accounts.view_user"}),
+        "Answers customers: looks up their accounts and meters; changes nothing.",
+        frozenset(
+            {
+                "accounts.view_user",
+                "devices.view_meter",
+                "devices.view_sim",
+                "devices.view_premises",
+            }
+        ),
     ),
     Role(
         PROVISIONING,
         "Registers meters and SIMs, generates keys and provisioning bundles.",
-        frozenset(),
+        frozenset(
+            {
+                "devices.view_meter",
+                "devices.add_meter",
+                "devices.change_meter",
+                "devices.import_meters",
+                "devices.issue_bundle",
+                "devices.suspend_meter",
+                "devices.decommission_meter",
+                "devices.view_sim",
+                "devices.add_sim",
+                "devices.change_sim",
+                "devices.view_premises",
+                "devices.add_premises",
+                "devices.change_premises",
+                "devices.view_meterkey",
+                "devices.view_keyrotation",
+                "devices.view_meterreplacement",
+            }
+        ),
     ),
     Role(BILLING, "Runs billing and issues invoices and credit notes.", frozenset()),
     Role(
         REVENUE_PROTECTION,
         "Works fraud cases and dispatches field engineers.",
-        frozenset(),
+        frozenset({"devices.view_meter", "devices.view_sim", "devices.view_premises"}),
     ),
     Role(
         FIELD_ENGINEER,
@@ -66,6 +92,11 @@ ROLES: tuple[Role, ...] = (
                 "otp_totp.view_totpdevice",
                 "otp_totp.add_totpdevice",
                 "otp_totp.delete_totpdevice",
+                "devices.view_meter",
+                "devices.view_meterkey",
+                "devices.view_keyrotation",
+                "devices.rotate_keys",
+                "devices.suspend_meter",
             }
         ),
     ),

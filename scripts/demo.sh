@@ -9,6 +9,11 @@ ensure_venv requirements.txt
 PY=.venv/bin/python
 export DEBUG=true
 mkdir -p var
+# The demo's key-encryption key for meter keys, made once and kept beside the database.
+if [ ! -f var/demo-kek.env ]; then
+    (umask 077 && $PY manage.py generate_kek --env > var/demo-kek.env)
+fi
+set -a; source var/demo-kek.env; set +a
 
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo

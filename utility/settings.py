@@ -154,10 +154,12 @@ CELERY_TASK_ROUTES = {
     "fraud.*": {"queue": "batch"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "verify-audit-chain": {
-        "task": "audit.verify_chain",
-        "schedule": 6 * 3600,
-    },
+    "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 6 * 3600},
+    "send-due-sms": {"task": "smsgateway.send_due", "schedule": 60},
+    "reprocess-stuck-sms": {"task": "smsgateway.reprocess_stuck", "schedule": 300},
+    "flag-silent-meters": {"task": "smsgateway.flag_silent_meters", "schedule": 3600},
+    "send-rekey-inits": {"task": "smsgateway.send_rekey_inits", "schedule": 900},
+    "ensure-reading-partitions": {"task": "readings.ensure_partitions", "schedule": 86400},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -257,3 +259,58 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# --- Meter key custody (S1) ---
+# Public half of the key-encryption key: every process that creates keys needs it.
+DEVICE_KEK_PUBLIC_KEY = env.str("DEVICE_KEK_PUBLIC_KEY", default="").strip()
+# Private half(s): only the ingest workers get them, never the customer/staff web front end.
+# Several (comma-separated) while `rewrap_device_keys` moves keys to a new KEK.
+DEVICE_KEK_PRIVATE_KEYS = env.list("DEVICE_KEK_PRIVATE_KEYS", default=[])
+DEVICE_KEYSTORE = env.str("DEVICE_KEYSTORE", default="devices.keystore.HpkeKeyStore")
+
+# --- Anomaly caps (S12): (maximum, window in seconds) per critical action, fleet-wide ---
+ANOMALY_CAPS = {
+    "devices.bundle_issued": (env.int("CAP_BUNDLES_PER_HOUR", default=200), 3600),
+    "devices.rotation_scheduled": (env.int("CAP_ROTATIONS_PER_HOUR", default=500), 3600),
+    "devices.meter_suspended": (env.int("CAP_SUSPENSIONS_PER_DAY", default=100), 86400),
+    "devices.meter_decommissioned": (env.int("CAP_DECOMMISSIONS_PER_DAY", default=200), 86400),
+}
+
+# The number meters send their SMS to (written into provisioning bundles).
+SMS_GATEWAY_MSISDN = env.str("SMS_GATEWAY_MSISDN", default="+447700900000")
+# Ed25519 public key (base64) that signs meter software updates; written into bundles.
+METER_RELEASE_PUBLIC_KEY = env.str("METER_RELEASE_PUBLIC_KEY", default="")
+
+# --- SMS gateway (S9) ---
+# The webhook runs only where the private KEK is (the ingest service); elsewhere it is a 404.
+SMS_INGEST_ENABLED = env.bool("SMS_INGEST_ENABLED", default=True)
+# Shared secret the gateway puts in its request URL; compared in constant time.
+SMS_GATEWAY_SECRET = (
+    _secret("SMS_GATEWAY_SECRET", dev_default="insecure-demo-gateway-secret")
+    if SMS_INGEST_ENABLED
+    else ""
+)
+SMS_GATEWAY_ALLOWED_IPS = env.list("SMS_GATEWAY_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"])
+SMS_BACKEND = env.str(
+    "SMS_BACKEND",
+    default="smsgateway.backends.FileBackend" if DEBUG else "smsgateway.backends.KannelBackend",
+)
+SMS_FILE_BACKEND_PATH = env.str("SMS_FILE_BACKEND_PATH", default=str(DATA_DIR / "outbox.jsonl"))
+SMS_SEND_COMMAND = env.str("SMS_SEND_COMMAND", default="send")
+KANNEL_SENDSMS_URL = env.str("KANNEL_SENDSMS_URL", default="http://127.0.0.1:13013/cgi-bin/sendsms")
+KANNEL_SENDSMS_USER = env.str("KANNEL_SENDSMS_USER", default="portal")
+KANNEL_SENDSMS_PASSWORD = env.str("KANNEL_SENDSMS_PASSWORD", default="")
+# Where Kannel posts delivery reports; {id} is the outbox id. Empty: no delivery reports.
+KANNEL_DLR_URL = env.str("KANNEL_DLR_URL", default="")
+SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=8)
+# S12: at most this many SMS to one meter in 24 hours; more are held and alarmed.
+SMS_OUTBOUND_DAILY_CAP = env.int("SMS_OUTBOUND_DAILY_CAP", default=12)
+# Failed authentication / replays from one meter's SIM: this many within the window alert.
+SMS_AUTH_FAILURE_REASONS = ("auth_failed", "replay", "stale", "unknown_key")
+SMS_AUTH_FAILURE_BURST = env.int("SMS_AUTH_FAILURE_BURST", default=5)
+SMS_AUTH_FAILURE_WINDOW = env.int("SMS_AUTH_FAILURE_WINDOW", default=3600)
+# S7: a meter reports twice a day; silent for longer than this (schedule + grace) alerts.
+METER_SILENCE_HOURS = env.int("METER_SILENCE_HOURS", default=18)
+# Key rotation: resend an unanswered REKEY_INIT after this long, at most this often.
+REKEY_RESEND_HOURS = env.int("REKEY_RESEND_HOURS", default=12)
+REKEY_MAX_ATTEMPTS = env.int("REKEY_MAX_ATTEMPTS", default=6)

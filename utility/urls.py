@@ -8,4 +8,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("staff/", include("accounts.staff_urls")),
+    path("sms/", include("smsgateway.urls")),
 ]

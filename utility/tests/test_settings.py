@@ -27,9 +27,14 @@ def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "AUDIT_KEY"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "AUDIT_KEY", "SMS_GATEWAY_SECRET"])
 def test_missing_secret_stops_startup_with_clear_message(missing):
-    env = {"DEBUG": "false", "SECRET_KEY": GOOD_KEY, "AUDIT_KEY": GOOD_KEY}
+    env = {
+        "DEBUG": "false",
+        "SECRET_KEY": GOOD_KEY,
+        "AUDIT_KEY": GOOD_KEY,
+        "SMS_GATEWAY_SECRET": GOOD_KEY,
+    }
     del env[missing]
     result = run_manage("check", env=env)
     assert result.returncode != 0
@@ -39,7 +44,13 @@ def test_missing_secret_stops_startup_with_clear_message(missing):
 
 def test_weak_secret_is_refused():
     result = run_manage(
-        "check", env={"DEBUG": "false", "SECRET_KEY": "short", "AUDIT_KEY": GOOD_KEY}
+        "check",
+        env={
+            "DEBUG": "false",
+            "SECRET_KEY": "short",
+            "AUDIT_KEY": GOOD_KEY,
+            "SMS_GATEWAY_SECRET": GOOD_KEY,
+        },
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be at least 32 random characters" in result.stderr
@@ -53,7 +64,12 @@ def test_secrets_can_be_read_from_files(tmp_path):
         "--no-imports",
         "-c",
         "from django.conf import settings; print(len(settings.SECRET_KEY))",
-        env={"DEBUG": "false", "SECRET_KEY_FILE": str(secret_file), "AUDIT_KEY": GOOD_KEY},
+        env={
+            "DEBUG": "false",
+            "SECRET_KEY_FILE": str(secret_file),
+            "AUDIT_KEY": GOOD_KEY,
+            "SMS_GATEWAY_SECRET": GOOD_KEY,
+        },
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(len(GOOD_KEY))
@@ -70,6 +86,7 @@ def test_deploy_check_is_clean_under_production_settings():
         "SECRET_KEY": "p9V-" + "x7Qz" * 12,
         "AUDIT_KEY": GOOD_KEY,
         "ALLOWED_HOSTS": "meters.example.org",
+        "SMS_INGEST_ENABLED": "false",  # the customer/staff front end
         "DATABASE_URL": "postgres://portal@db.internal/portal",
     }
     result = run_manage("check", "--deploy", "--fail-level", "DEBUG", env=env)

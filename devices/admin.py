@@ -1,0 +1,247 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from audit.caps import CapExceeded
+
+from . import services
+from .forms import ManifestImportForm
+from .identifiers import format_meter_number
+from .importer import import_manifest
+from .models import KeyRotation, KeyState, Meter, MeterKey, MeterReplacement, Premises, Sim
+
+
+def _perm(codename: str):
+    def check(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"devices.{codename}")
+
+    return check
+
+
+class MeterKeyInline(admin.TabularInline):
+    """Key metadata only: the wrapped key itself is never shown."""
+
+    model = MeterKey
+    fields = ["key_id", "state", "origin", "kek_id", "created_at", "activated_at", "retired_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Meter)
+class MeterAdmin(admin.ModelAdmin):
+    list_display = ["display_number", "status", "sim", "active_key", "last_message_at", "premises"]
+    list_filter = ["status", "manufacturer", "batch"]
+    search_fields = ["number", "sim__msisdn", "sim__iccid", "premises__reference"]
+    list_select_related = ["sim", "premises"]
+    readonly_fields = [
+        "status",
+        "registered_at",
+        "status_changed_at",
+        "last_message_at",
+        "rejected_while_suspended",
+        "health",
+    ]
+    fields = ["number", "manufacturer", "model", "batch", "premises", *readonly_fields]
+    inlines = [MeterKeyInline]
+    actions = ["schedule_rotation", "suspend", "decommission"]
+    change_list_template = "admin/devices/meter/change_list.html"
+    change_form_template = "admin/devices/meter/change_form.html"
+
+    has_import_meters_permission = _perm("import_meters")
+    has_issue_bundle_permission = _perm("issue_bundle")
+    has_rotate_keys_permission = _perm("rotate_keys")
+    has_suspend_meter_permission = _perm("suspend_meter")
+    has_decommission_meter_permission = _perm("decommission_meter")
+
+    @admin.display(description="meter number", ordering="number")
+    def display_number(self, meter: Meter) -> str:
+        return format_meter_number(meter.number)
+
+    @admin.display(description="active key")
+    def active_key(self, meter: Meter):
+        key = meter.keys.filter(state=KeyState.ACTIVE).first()
+        return key.key_id if key else "—"
+
+    @admin.display(description="health at a glance")
+    def health(self, meter: Meter):
+        keys = ", ".join(f"{k.key_id}: {k.state}" for k in meter.keys.order_by("key_id")) or "none"
+        sim = getattr(meter, "sim", None)
+        rotation = meter.rotations.order_by("-pk").first()
+        return format_html(
+            "<dl><dt>Last message</dt><dd>{}</dd><dt>Keys</dt><dd>{}</dd><dt>SIM</dt><dd>{}</dd>"
+            "<dt>Latest rotation</dt><dd>{}</dd><dt>Rejected while suspended</dt><dd>{}</dd></dl>",
+            meter.last_message_at or "never",
+            keys,
+            f"{sim.msisdn} / {sim.iccid}" if sim else "none",
+            rotation.get_state_display() if rotation else "none",
+            meter.rejected_while_suspended,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="devices_meter_import",
+            ),
+            path(
+                "<int:pk>/bundle/",
+                self.admin_site.admin_view(self.bundle_view),
+                name="devices_meter_bundle",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_import_meters_permission(request):
+            raise PermissionDenied
+        report = None
+        form = ManifestImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["manifest"]
+            report = import_manifest(
+                upload.read(),
+                by=request.user,
+                dry_run=form.cleaned_data["dry_run"],
+                filename=upload.name,
+            )
+            if report.ok and not report.dry_run:
+                self.message_user(request, f"Imported {report.imported} meters.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:devices_meter_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import a manufacturer manifest",
+            "form": form,
+            "report": report,
+            "bad_rows": report.bad_rows[:500] if report else [],
+        }
+        return TemplateResponse(request, "admin/devices/meter/import.html", context)
+
+    def bundle_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_issue_bundle_permission(request):
+            raise PermissionDenied
+        meter = get_object_or_404(Meter, pk=pk)
+        if request.method == "POST":
+            try:
+                bundle = services.issue_bundle(meter, by=request.user)
+            except (services.DeviceError, CapExceeded) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:devices_meter_change", args=[pk]))
+            response = HttpResponse(bundle, content_type="application/json")
+            response["Content-Disposition"] = f'attachment; filename="bundle-{meter.number}.json"'
+            response["Cache-Control"] = "no-store"
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Provisioning bundle for {meter}",
+            "meter": meter,
+            "pending": meter.keys.filter(state=KeyState.PENDING, origin="bundle").exists(),
+        }
+        return TemplateResponse(request, "admin/devices/meter/bundle.html", context)
+
+    def _run(self, request, func, success: str) -> None:
+        try:
+            count = func()
+        except (services.DeviceError, CapExceeded) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, success.format(count=count), messages.SUCCESS)
+
+    @admin.action(description="Schedule key rotation", permissions=["rotate_keys"])
+    def schedule_rotation(self, request, queryset):
+        self._run(
+            request,
+            lambda: len(services.schedule_rotations(queryset, by=request.user)),
+            "Scheduled {count} key rotations.",
+        )
+
+    @admin.action(description="Suspend", permissions=["suspend_meter"])
+    def suspend(self, request, queryset):
+        self._run(
+            request,
+            lambda: services.suspend_meters(queryset, by=request.user, reason="staff action"),
+            "Suspended {count} meters.",
+        )
+
+    @admin.action(description="Decommission (destroys keys)", permissions=["decommission_meter"])
+    def decommission(self, request, queryset):
+        def run():
+            for meter in queryset:
+                services.decommission_meter(meter, by=request.user, reason="staff action")
+            return queryset.count()
+
+        self._run(request, run, "Decommissioned {count} meters.")
+
+
+@admin.register(Sim)
+class SimAdmin(admin.ModelAdmin):
+    list_display = ["msisdn", "iccid", "meter", "created_at"]
+    search_fields = ["msisdn", "iccid", "meter__number"]
+    raw_id_fields = ["meter"]
+
+
+@admin.register(Premises)
+class PremisesAdmin(admin.ModelAdmin):
+    list_display = ["reference", "postcode", "address"]
+    search_fields = ["reference", "postcode", "address"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(MeterKey)
+class MeterKeyAdmin(ReadOnlyAdmin):
+    list_display = ["meter", "key_id", "state", "origin", "kek_id", "created_at", "activated_at"]
+    list_filter = ["state", "origin", "kek_id"]
+    search_fields = ["meter__number"]
+    fields = [
+        "meter",
+        "key_id",
+        "state",
+        "origin",
+        "kek_id",
+        "created_at",
+        "activated_at",
+        "retired_at",
+    ]
+
+
+@admin.register(KeyRotation)
+class KeyRotationAdmin(ReadOnlyAdmin):
+    list_display = ["meter", "new_key_id", "state", "init_attempts", "requested_by", "created_at"]
+    list_filter = ["state"]
+    search_fields = ["meter__number"]
+    fields = [
+        "meter",
+        "old_key",
+        "new_key_id",
+        "state",
+        "init_attempts",
+        "requested_by",
+        "created_at",
+        "last_sent_at",
+        "completed_at",
+    ]
+
+
+@admin.register(MeterReplacement)
+class MeterReplacementAdmin(ReadOnlyAdmin):
+    list_display = ["old_meter", "new_meter", "premises", "replaced_at"]

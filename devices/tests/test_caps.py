@@ -1,0 +1,52 @@
+"""S12: mass critical operations beyond their cap are stopped whole and raise an alert."""
+
+import pytest
+
+from audit.caps import CapExceeded
+from audit.models import AuditEvent, Outcome
+from devices.models import KeyRotation, MeterStatus
+from devices.services import issue_bundle, schedule_rotations, suspend_meters
+
+
+@pytest.mark.django_db
+def test_a_mass_rotation_over_the_cap_is_refused_whole(active_meter, settings, mailoutbox):
+    settings.ADMINS = [("Security", "security@example.org")]
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "devices.rotation_scheduled": (3, 3600)}
+    meters = [active_meter()[0] for _ in range(4)]
+    with pytest.raises(CapExceeded):
+        schedule_rotations(meters, by="mass-rotator")
+    assert KeyRotation.objects.count() == 0
+    alert = AuditEvent.objects.get(action="cap.exceeded")
+    assert alert.outcome == Outcome.ALERT and alert.target == "devices.rotation_scheduled"
+    assert alert.details["requested"] == 4
+    assert "Anomaly cap" in mailoutbox[-1].subject
+
+
+@pytest.mark.django_db
+def test_the_cap_counts_recent_actions_across_requests(active_meter, settings):
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "devices.rotation_scheduled": (3, 3600)}
+    meters = [active_meter()[0] for _ in range(4)]
+    schedule_rotations(meters[:2], by="a")
+    schedule_rotations(meters[2:3], by="b")
+    with pytest.raises(CapExceeded):
+        schedule_rotations(meters[3:], by="c")
+    assert KeyRotation.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_mass_suspension_and_bundle_downloads_are_capped(make_meter, active_meter, settings):
+    settings.ANOMALY_CAPS = {
+        **settings.ANOMALY_CAPS,
+        "devices.meter_suspended": (2, 86400),
+        "devices.bundle_issued": (2, 3600),
+    }
+    meter, _, _ = active_meter()  # issues the first bundle
+    issue_bundle(make_meter(), by="test")  # the second
+    with pytest.raises(CapExceeded):
+        issue_bundle(make_meter(), by="test")
+    others = [make_meter() for _ in range(2)]
+    with pytest.raises(CapExceeded):
+        suspend_meters([meter, *others], by="test", reason="bulk")
+    meter.refresh_from_db()
+    assert meter.status == MeterStatus.ACTIVE
+    assert AuditEvent.objects.filter(action="cap.exceeded").count() == 2

@@ -1,0 +1,14 @@
+"""Energy sources: the ADE7953 metering IC on I²C, and a simulated household."""
+
+from .ade7953 import Ade7953, Ade7953EnergySource
+from .base import EnergyEvent, EnergyResult, EnergySource
+from .simulated import SimulatedEnergySource
+
+__all__ = [
+    "Ade7953",
+    "Ade7953EnergySource",
+    "EnergyEvent",
+    "EnergyResult",
+    "EnergySource",
+    "SimulatedEnergySource",
+]

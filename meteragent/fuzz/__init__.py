@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz targets (atheris). Not shipped to meters."""

@@ -1,0 +1,27 @@
+"""GSM modem: the AT dialogue (``at``), the driver (``driver``) and a pty fake (``fake``)."""
+
+from .at import ATChannel, Urc
+from .driver import GsmModem, Registration, SignalQuality, StoredMessage
+from .errors import (
+    CmeError,
+    CmsError,
+    ModemError,
+    ModemTimeout,
+    NotRegisteredError,
+    SimError,
+)
+
+__all__ = [
+    "ATChannel",
+    "CmeError",
+    "CmsError",
+    "GsmModem",
+    "ModemError",
+    "ModemTimeout",
+    "NotRegisteredError",
+    "Registration",
+    "SignalQuality",
+    "SimError",
+    "StoredMessage",
+    "Urc",
+]

@@ -1,0 +1,101 @@
+"""Downlink frames: the ack (computed from what is stored) and other server messages, sealed
+and written to the outbox inside the caller's transaction, sent after it commits."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from audit.models import Outcome
+from audit.services import record
+from devices.models import Meter, MeterKey
+from devices.selectors import downlink_key, session_keys
+from meteragent.protocol import Ack, Message, encode_downlink
+
+from .models import InboundMessage, InboundStatus, OutboundKind, OutboundMessage, OutboundStatus
+
+logger = logging.getLogger("smsgateway")
+
+
+def advance_high_water_mark(meter: Meter) -> int | None:
+    """Extend the meter's contiguous high-water mark over the hour ranges covered by accepted
+    reports (a report covers every hour from its first to its last reading: the meter sends all
+    it has in that range). Call inside the transaction that stored the readings."""
+    meter = Meter.objects.select_for_update().get(pk=meter.pk)
+    hwm = meter.acked_through_hour
+    ranges = (
+        InboundMessage.objects.filter(
+            meter=meter, status=InboundStatus.ACCEPTED, last_hour__isnull=False
+        )
+        .filter(last_hour__gt=hwm if hwm is not None else -1)
+        .order_by("first_hour")
+        .values_list("first_hour", "last_hour")
+    )
+    for first, last in ranges:
+        if hwm is None:
+            hwm = first - 1
+        if first > hwm + 1:
+            break
+        hwm = max(hwm, last)
+    if hwm != meter.acked_through_hour:
+        Meter.objects.filter(pk=meter.pk).update(acked_through_hour=hwm)
+    return hwm
+
+
+def queue_downlink(
+    meter: Meter, message: Message, *, kind: str, now: datetime, key: MeterKey | None = None
+) -> OutboundMessage:
+    """Seal `message` under the meter's downlink key with the next counter and put it in the
+    outbox; the send task is enqueued when the surrounding transaction commits. Held (CAPPED)
+    instead when the meter's daily outbound cap is reached (S12)."""
+    key = key or downlink_key(meter)
+    if key is None:
+        raise ValueError(f"meter {meter} has no usable key")
+    key = MeterKey.objects.select_for_update().get(pk=key.pk)
+    MeterKey.objects.filter(pk=key.pk).update(downlink_counter=F("downlink_counter") + 1)
+    counter = key.downlink_counter + 1
+    frame = encode_downlink(message, keys=session_keys(key), counter=counter)
+    sim = meter.sim
+    sent_today = OutboundMessage.objects.filter(
+        meter=meter, created_at__gte=now - timedelta(days=1)
+    ).exclude(status=OutboundStatus.CAPPED)
+    capped = sent_today.count() >= settings.SMS_OUTBOUND_DAILY_CAP
+    outbound = OutboundMessage.objects.create(
+        meter=meter,
+        msisdn=sim.msisdn,
+        kind=kind,
+        payload=frame,
+        key_id=key.key_id,
+        counter=counter,
+        status=OutboundStatus.CAPPED if capped else OutboundStatus.PENDING,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    if capped:
+        logger.warning("outbound cap reached for meter %s; %s held", meter, kind)
+        record(
+            "cap.exceeded",
+            actor="smsgateway",
+            target=f"meter:{meter.number}",
+            outcome=Outcome.ALERT,
+            details={"cap": "sms_outbound_daily", "limit": settings.SMS_OUTBOUND_DAILY_CAP},
+        )
+    else:
+        from .tasks import send_outbound
+
+        transaction.on_commit(lambda: send_outbound.delay(outbound_id=outbound.pk))
+    return outbound
+
+
+def queue_ack(meter: Meter, *, answers_counter: int, now: datetime) -> OutboundMessage:
+    meter.refresh_from_db(fields=["acked_through_hour"])
+    ack = Ack(
+        answers_counter=answers_counter,
+        acked_through_hour=meter.acked_through_hour,
+        server_time=int(now.timestamp()),
+    )
+    return queue_downlink(meter, ack, kind=OutboundKind.ACK, now=now)

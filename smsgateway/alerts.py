@@ -1,0 +1,79 @@
+"""Meter alerts raised by the gateway: silence beyond the schedule (S7), tamper and store
+integrity events, bursts of failed authentication from one meter's SIM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from audit.models import Outcome
+from audit.services import record
+from devices.models import AlertKind, Meter, MeterAlert, MeterStatus
+
+ALERTING_EVENTS = {"tamper", "store_integrity"}
+
+
+def _open(meter: Meter, kind: str, *, now: datetime, details: dict) -> bool:
+    """Open an alert unless one of that kind is already open. True when newly opened."""
+    if MeterAlert.objects.filter(meter=meter, kind=kind, closed_at__isnull=True).exists():
+        return False
+    try:
+        with transaction.atomic():
+            MeterAlert.objects.create(meter=meter, kind=kind, opened_at=now, details=details)
+    except IntegrityError:
+        return False  # opened concurrently
+    record(
+        f"devices.alert_{kind}",
+        actor="smsgateway",
+        target=f"meter:{meter.number}",
+        outcome=Outcome.ALERT,
+        details=details,
+    )
+    return True
+
+
+def meter_heard(meter: Meter, *, now: datetime) -> None:
+    MeterAlert.objects.filter(meter=meter, kind=AlertKind.SILENT, closed_at__isnull=True).update(
+        closed_at=now
+    )
+
+
+def meter_events(meter: Meter, kinds: Iterable[str], *, now: datetime) -> None:
+    alerting = sorted(set(kinds) & ALERTING_EVENTS)
+    if alerting:
+        _open(meter, AlertKind.TAMPER, now=now, details={"events": alerting})
+
+
+def authentication_failure(meter: Meter, *, now: datetime) -> None:
+    from .models import InboundMessage, InboundStatus
+
+    window = now - timedelta(seconds=settings.SMS_AUTH_FAILURE_WINDOW)
+    recent = InboundMessage.objects.filter(
+        meter=meter,
+        status=InboundStatus.REJECTED,
+        reason__in=settings.SMS_AUTH_FAILURE_REASONS,
+        received_at__gte=window,
+    ).count()
+    if recent >= settings.SMS_AUTH_FAILURE_BURST:
+        _open(meter, AlertKind.AUTH_FAILURES, now=now, details={"failures": recent})
+
+
+def flag_silent_meters(*, now: datetime) -> int:
+    """Open a SILENT alert for every active meter not heard from within its schedule plus the
+    grace period (S7). Returns how many were newly flagged."""
+    limit = now - timedelta(hours=settings.METER_SILENCE_HOURS)
+    silent = Meter.objects.filter(status=MeterStatus.ACTIVE, last_message_at__lt=limit).exclude(
+        alerts__kind=AlertKind.SILENT, alerts__closed_at__isnull=True
+    )
+    flagged = 0
+    for meter in silent.iterator():
+        flagged += _open(
+            meter,
+            AlertKind.SILENT,
+            now=now,
+            details={"last_message_at": meter.last_message_at.isoformat()},
+        )
+    return flagged

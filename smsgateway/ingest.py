@@ -1,0 +1,316 @@
+"""The inbound path: store raw, then verify and decrypt, then store readings and queue the ack.
+
+Order matters (S3, S9): the raw message is durable before anything is parsed; the sender is
+resolved to a meter and a key; the frame's tag is verified before any payload byte is read; the
+replay window, the readings, the events, the message's state and the ack in the outbox are then
+written in one transaction. A gateway retry of a processed message changes nothing; a retry of
+one whose processing failed (database down) processes it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.models import Outcome
+from audit.services import record
+from devices.identifiers import normalise_msisdn
+from devices.models import KeyState, Meter, MeterEvent, MeterStatus, Sim
+from devices.selectors import session_keys, usable_keys
+from devices.services import complete_rekey, key_used
+from meteragent.protocol import (
+    AuthenticationFailed,
+    BadVersion,
+    Malformed,
+    Oversized,
+    ProtocolError,
+    RekeyAccept,
+    Replay,
+    ReplayWindow,
+    Report,
+    Stale,
+    UnknownKeyId,
+    decode_uplink,
+    parse_header,
+)
+from meteragent.protocol import (
+    KeyState as ProtocolKeyState,
+)
+from meteragent.protocol.pdu import PduError, parse_udh
+from readings.services import datetime_to_hour, store_readings
+
+from . import acks, alerts
+from .adapters import InboundSms
+from .models import InboundMessage, InboundStatus, RejectReason
+
+logger = logging.getLogger("smsgateway")
+
+CODING_8BIT = 1
+MAX_CONCAT_PARTS = 8
+CONCAT_TIMEOUT = timedelta(hours=1)
+_PROTOCOL_REASONS: dict[type[ProtocolError], str] = {
+    Oversized: RejectReason.OVERSIZED,
+    BadVersion: RejectReason.BAD_VERSION,
+    UnknownKeyId: RejectReason.UNKNOWN_KEY,
+    AuthenticationFailed: RejectReason.AUTH_FAILED,
+    Replay: RejectReason.REPLAY,
+    Stale: RejectReason.STALE,
+    Malformed: RejectReason.MALFORMED,
+}
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Received:
+    message: InboundMessage
+    duplicate: bool
+
+
+def _bitmap_to_db(bitmap: int) -> int:
+    return bitmap - (1 << 64) if bitmap >= 1 << 63 else bitmap
+
+
+def _bitmap_from_db(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def dedupe_key(sms: InboundSms) -> str:
+    if sms.gateway_id:
+        return f"id:{sms.gateway_id}"
+    # Without a gateway id, the content identifies the message: every genuine frame is unique
+    # (its counter and tag differ), so an identical body from the same sender is a retry.
+    digest = hashlib.sha256(sms.sender.encode() + b"\0" + sms.udh + b"\0" + sms.payload)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def store_raw(sms: InboundSms, *, now: datetime) -> tuple[InboundMessage, bool]:
+    """Durably store the message as received. Returns (message, created)."""
+    key = dedupe_key(sms)
+    try:
+        with transaction.atomic():
+            message = InboundMessage.objects.create(
+                gateway=sms.gateway,
+                dedupe_key=key,
+                sender=sms.sender[:32],
+                receiver=sms.receiver[:32],
+                smsc=sms.smsc[:64],
+                gateway_time=sms.gateway_time,
+                coding=sms.coding,
+                udh=sms.udh,
+                payload=sms.payload,
+                received_at=now,
+            )
+            return message, True
+    except IntegrityError:
+        return InboundMessage.objects.get(gateway=sms.gateway, dedupe_key=key), False
+
+
+def receive(sms: InboundSms, *, now: datetime | None = None) -> Received:
+    """Store and process one inbound SMS. Raises only on transient failures (the database),
+    which the webhook turns into a 503 so the gateway retries."""
+    now = now or timezone.now()
+    message, created = store_raw(sms, now=now)
+    if not created and message.status != InboundStatus.RECEIVED:
+        return Received(message, duplicate=True)
+    process(message, now=now)
+    return Received(message, duplicate=not created)
+
+
+def process(message: InboundMessage, *, now: datetime) -> None:
+    try:
+        payload = _whole_payload(message, now=now)
+        if payload is None:
+            return  # a part of a concatenated message still waiting for the others
+        _verify_and_store(message, payload, now=now)
+    except Rejected as rejection:
+        _reject(message, rejection.reason, rejection.detail, now=now)
+
+
+def _whole_payload(message: InboundMessage, *, now: datetime) -> bytes | None:
+    if message.coding not in (None, CODING_8BIT):
+        raise Rejected(RejectReason.NOT_BINARY, f"coding {message.coding}")
+    udh = bytes(message.udh)
+    if not udh:
+        return bytes(message.payload)
+    try:
+        _, concat, _ = parse_udh(udh)
+    except PduError as exc:
+        raise Rejected(RejectReason.MALFORMED, f"UDH: {exc}") from None
+    if concat is None:
+        return bytes(message.payload)
+    if not 1 <= concat.seq <= concat.total or concat.total > MAX_CONCAT_PARTS:
+        raise Rejected(RejectReason.TOO_MANY_PARTS, f"part {concat.seq} of {concat.total}")
+    message.status = InboundStatus.PART
+    with transaction.atomic():
+        InboundMessage.objects.filter(pk=message.pk).update(
+            status=InboundStatus.PART,
+            concat_ref=concat.ref,
+            concat_total=concat.total,
+            concat_seq=concat.seq,
+        )
+        parts = list(
+            InboundMessage.objects.select_for_update()
+            .filter(
+                sender=message.sender,
+                concat_ref=concat.ref,
+                concat_total=concat.total,
+                status=InboundStatus.PART,
+                received_at__gte=now - CONCAT_TIMEOUT,
+            )
+            .order_by("concat_seq", "pk")
+        )
+        by_seq = {p.concat_seq: p for p in parts}
+        if set(by_seq) != set(range(1, concat.total + 1)):
+            return None
+        others = [p.pk for p in by_seq.values() if p.pk != message.pk]
+        InboundMessage.objects.filter(pk__in=others).update(
+            status=InboundStatus.ACCEPTED, detail=f"combined into #{message.pk}", processed_at=now
+        )
+        message.status = InboundStatus.RECEIVED
+        InboundMessage.objects.filter(pk=message.pk).update(status=InboundStatus.RECEIVED)
+        return b"".join(bytes(by_seq[i].payload) for i in range(1, concat.total + 1))
+
+
+def _meter_for(message: InboundMessage) -> Meter:
+    sim = (
+        Sim.objects.select_related("meter").filter(msisdn=normalise_msisdn(message.sender)).first()
+    )
+    if sim is None:
+        raise Rejected(RejectReason.UNKNOWN_SENDER)
+    meter = sim.meter
+    if meter is None:
+        raise Rejected(RejectReason.NO_METER)
+    if meter.status == MeterStatus.SUSPENDED:
+        Meter.objects.filter(pk=meter.pk).update(
+            rejected_while_suspended=F("rejected_while_suspended") + 1
+        )
+        raise Rejected(RejectReason.METER_SUSPENDED)
+    if meter.status == MeterStatus.DECOMMISSIONED:
+        raise Rejected(RejectReason.METER_DECOMMISSIONED)
+    if meter.status == MeterStatus.REGISTERED:
+        raise Rejected(RejectReason.METER_NOT_PROVISIONED)
+    return meter
+
+
+def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime) -> None:
+    try:
+        parse_header(payload)  # length, version: cheap checks before any key is touched
+    except ProtocolError as exc:
+        raise Rejected(_PROTOCOL_REASONS[type(exc)], str(exc)) from None
+    message.meter = meter = _meter_for(message)
+
+    with transaction.atomic():
+        keys = {k.key_id: k for k in usable_keys(meter).select_for_update().select_related("meter")}
+
+        def lookup(key_id: int) -> ProtocolKeyState | None:
+            key = keys.get(key_id)
+            if key is None:
+                return None
+            window = ReplayWindow(key.uplink_highest, _bitmap_from_db(key.uplink_bitmap))
+            return ProtocolKeyState(keys=session_keys(key), window=window)
+
+        try:
+            opened = decode_uplink(payload, lookup)
+        except ProtocolError as exc:
+            raise Rejected(
+                _PROTOCOL_REASONS.get(type(exc), RejectReason.MALFORMED), str(exc)
+            ) from None
+
+        key = keys[opened.header.key_id]
+        key.uplink_highest, bitmap = opened.window.to_tuple()
+        key.uplink_bitmap = _bitmap_to_db(bitmap)
+        key.save(update_fields=["uplink_highest", "uplink_bitmap"])
+        if key.state == KeyState.PENDING:
+            key_used(meter, key.key_id, at=now)
+        message.key_id, message.counter = key.key_id, opened.header.counter
+
+        body = opened.message
+        message.status, message.processed_at = InboundStatus.ACCEPTED, now
+        if isinstance(body, Report):
+            _store_report(message, meter, body, now=now)
+            message.save()
+            acks.advance_high_water_mark(meter)
+            if body.remaining == 0:
+                acks.queue_ack(meter, answers_counter=opened.header.counter, now=now)
+        elif isinstance(body, RekeyAccept):
+            if complete_rekey(meter, body, now=now) is not None:
+                # An ack under the new key tells the meter the server holds it too.
+                acks.queue_ack(meter, answers_counter=opened.header.counter, now=now)
+        else:  # pragma: no cover - decode_uplink returns only uplink types
+            raise Rejected(RejectReason.WRONG_DIRECTION)
+        message.save()
+        Meter.objects.filter(pk=meter.pk).update(last_message_at=now)
+        alerts.meter_heard(meter, now=now)
+
+
+def _store_report(message: InboundMessage, meter: Meter, report: Report, *, now: datetime) -> None:
+    latest_allowed = datetime_to_hour(now) + 1
+    if any(r.hour > latest_allowed for r in report.readings):
+        raise Rejected(RejectReason.IMPLAUSIBLE, "reading from the future")
+    store_readings(meter.pk, [(r.hour, r.wh) for r in report.readings], received_at=now)
+    if report.readings:
+        message.first_hour, message.last_hour = report.readings[0].hour, report.readings[-1].hour
+    MeterEvent.objects.bulk_create(
+        [
+            MeterEvent(
+                meter=meter,
+                kind=event.kind.name.lower(),
+                occurred_at=datetime.fromtimestamp(event.time, tz=UTC),
+                arg=event.arg,
+                received_at=now,
+                inbound_message_id=message.pk,
+            )
+            for event in report.events
+        ],
+        ignore_conflicts=True,
+    )
+    if report.events:
+        alerts.meter_events(meter, [e.kind.name.lower() for e in report.events], now=now)
+
+
+def _reject(message: InboundMessage, reason: str, detail: str, *, now: datetime) -> None:
+    message.status, message.reason, message.detail = InboundStatus.REJECTED, reason, detail[:255]
+    message.processed_at = now
+    InboundMessage.objects.filter(pk=message.pk).update(
+        status=message.status,
+        reason=reason,
+        detail=message.detail,
+        processed_at=now,
+        meter=message.meter,
+    )
+    logger.warning("rejected SMS #%s from %s: %s %s", message.pk, message.sender, reason, detail)
+    record(
+        "sms.rejected",
+        actor="smsgateway",
+        target=f"sms:{message.pk} from {message.sender}",
+        outcome=Outcome.DENIED,
+        details={"reason": reason, "detail": detail[:200]},
+    )
+    if message.meter is not None and reason in settings.SMS_AUTH_FAILURE_REASONS:
+        alerts.authentication_failure(message.meter, now=now)
+
+
+def expire_parts(*, now: datetime) -> int:
+    """Parts whose siblings never came within the timeout are rejected as incomplete."""
+    expired = list(
+        InboundMessage.objects.filter(
+            status=InboundStatus.PART, received_at__lt=now - CONCAT_TIMEOUT
+        )[:1000]
+    )
+    for part in expired:
+        _reject(
+            part, RejectReason.INCOMPLETE, f"part {part.concat_seq} of {part.concat_total}", now=now
+        )
+    return len(expired)

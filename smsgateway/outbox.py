@@ -1,0 +1,86 @@
+"""Sending what the outbox holds, with retries and backoff, and recording delivery reports."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from audit.models import Outcome
+from audit.services import record
+
+from .backends import SendError, get_backend
+from .models import DeliveryReport, OutboundMessage, OutboundStatus
+
+logger = logging.getLogger("smsgateway")
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, … capped at an hour."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def send(outbound_id: int, *, now: datetime) -> str:
+    """Send one outbox message if it is due. Returns its status afterwards. Concurrent
+    callers (the task and the sweeper) never send it twice: the row is claimed under lock."""
+    with transaction.atomic():
+        outbound = (
+            OutboundMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=outbound_id, status=OutboundStatus.PENDING, next_attempt_at__lte=now)
+            .first()
+        )
+        if outbound is None:
+            return "not due"
+        outbound.attempts += 1
+        try:
+            outbound.gateway_ref = get_backend().send(
+                to=outbound.msisdn, payload=bytes(outbound.payload), reference=outbound.pk
+            )
+        except SendError as exc:
+            outbound.last_error = str(exc)[:255]
+            if exc.permanent or outbound.attempts >= settings.SMS_MAX_ATTEMPTS:
+                outbound.status = OutboundStatus.FAILED
+                record(
+                    "sms.send_failed",
+                    actor="smsgateway",
+                    target=f"outbound:{outbound.pk} to {outbound.msisdn}",
+                    outcome=Outcome.FAILURE,
+                    details={"error": outbound.last_error, "attempts": outbound.attempts},
+                )
+            else:
+                outbound.next_attempt_at = now + backoff(outbound.attempts)
+            logger.warning("sending outbound #%s failed: %s", outbound.pk, exc)
+        else:
+            outbound.status, outbound.sent_at = OutboundStatus.SENT, now
+        outbound.save()
+        return outbound.status
+
+
+def due_messages(*, now: datetime, limit: int = 1000) -> list[int]:
+    return list(
+        OutboundMessage.objects.filter(status=OutboundStatus.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+# Kannel DLR status codes: 1 delivered, 2 failed, 4 queued on SMSC, 8 accepted by SMSC,
+# 16 rejected by SMSC.
+_DLR_FINAL = {1: OutboundStatus.DELIVERED, 2: OutboundStatus.FAILED, 16: OutboundStatus.FAILED}
+
+
+def record_delivery_report(outbound_id: int, status_code: int, *, now: datetime, detail: str = ""):
+    outbound = OutboundMessage.objects.filter(pk=outbound_id).first()
+    if outbound is None:
+        return None
+    report = DeliveryReport.objects.create(
+        outbound=outbound, status_code=status_code, detail=detail[:255], received_at=now
+    )
+    final = _DLR_FINAL.get(status_code)
+    if final is not None:
+        OutboundMessage.objects.filter(pk=outbound_id).update(
+            status=final, delivered_at=now if final == OutboundStatus.DELIVERED else None
+        )
+    return report

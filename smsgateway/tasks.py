@@ -1,0 +1,49 @@
+from celery import shared_task
+from django.utils import timezone
+
+from . import alerts, outbox
+from .models import OutboundStatus
+
+
+@shared_task(name="smsgateway.send_outbound", bind=True, max_retries=None)
+def send_outbound(self, *, outbound_id: int) -> str:
+    return outbox.send(outbound_id, now=timezone.now())
+
+
+@shared_task(name="smsgateway.send_due")
+def send_due() -> int:
+    """Beat: send everything due (retries after backoff, and anything a lost task left)."""
+    count = 0
+    for outbound_id in outbox.due_messages(now=timezone.now()):
+        count += outbox.send(outbound_id, now=timezone.now()) == OutboundStatus.SENT
+    return count
+
+
+@shared_task(name="smsgateway.flag_silent_meters")
+def flag_silent_meters() -> int:
+    return alerts.flag_silent_meters(now=timezone.now())
+
+
+@shared_task(name="smsgateway.reprocess_stuck")
+def reprocess_stuck() -> int:
+    """Beat: messages stored raw whose processing failed (database down mid-request) and that
+    the gateway did not retry are processed again."""
+    from datetime import timedelta
+
+    from .ingest import expire_parts, process
+    from .models import InboundMessage, InboundStatus
+
+    now = timezone.now()
+    stuck = InboundMessage.objects.filter(
+        status=InboundStatus.RECEIVED, received_at__lt=now - timedelta(minutes=5)
+    ).order_by("pk")[:500]
+    for message in stuck:
+        process(message, now=now)
+    return len(stuck) + expire_parts(now=now)
+
+
+@shared_task(name="smsgateway.send_rekey_inits")
+def send_rekey_inits() -> int:
+    from .rekeys import send_rekey_inits as send
+
+    return send(now=timezone.now())
