@@ -104,6 +104,14 @@ def get_keystore() -> KeyStore:
     return import_string(settings.DEVICE_KEYSTORE).from_settings()
 
 
+def reset_keystore() -> None:
+    """Forget the configured key store and every key unwrapped with it (settings changed)."""
+    from .selectors import _session_keys
+
+    get_keystore.cache_clear()
+    _session_keys.cache_clear()
+
+
 def generate_kek() -> tuple[str, str, str]:
     """A new KEK as (kek_id, public base64, private base64)."""
     private = X25519PrivateKey.generate()

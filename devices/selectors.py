@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.db.models import QuerySet
 
 from meteragent.protocol import SessionKeys, derive_keys
@@ -17,12 +19,18 @@ def key_context(meter_number: str, key_id: int) -> bytes:
 
 def session_keys(meter_key: MeterKey) -> SessionKeys:
     """Unwrap one root key (needs the private KEK) and expand it into the protocol's keys."""
-    root = get_keystore().unwrap(
-        bytes(meter_key.wrapped_key),
-        context=key_context(meter_key.meter.number, meter_key.key_id),
-        kek_id=meter_key.kek_id,
+    return _session_keys(
+        bytes(meter_key.wrapped_key), meter_key.meter.number, meter_key.key_id, meter_key.kek_id
     )
-    return derive_keys(root, meter_key.key_id)
+
+
+# The ingest service opens many frames of the same meters: keep recently unwrapped keys in
+# process memory (which already holds the private KEK) instead of an HPKE decryption per frame.
+# The wrapped blob is part of the cache key, so a re-wrapped or replaced key is unwrapped anew.
+@lru_cache(maxsize=20_000)
+def _session_keys(wrapped: bytes, meter_number: str, key_id: int, kek_id: str) -> SessionKeys:
+    root = get_keystore().unwrap(wrapped, context=key_context(meter_number, key_id), kek_id=kek_id)
+    return derive_keys(root, key_id)
 
 
 def usable_keys(meter: Meter) -> QuerySet[MeterKey]:

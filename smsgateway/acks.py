@@ -7,8 +7,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from audit.models import Outcome
 from audit.services import record
@@ -21,11 +20,11 @@ from .models import InboundMessage, InboundStatus, OutboundKind, OutboundMessage
 logger = logging.getLogger("smsgateway")
 
 
-def advance_high_water_mark(meter: Meter) -> int | None:
-    """Extend the meter's contiguous high-water mark over the hour ranges covered by accepted
-    reports (a report covers every hour from its first to its last reading: the meter sends all
-    it has in that range). Call inside the transaction that stored the readings."""
-    meter = Meter.objects.select_for_update().get(pk=meter.pk)
+def high_water_mark(meter: Meter) -> int | None:
+    """The meter's contiguous high-water mark, extended from `meter.acked_through_hour` over
+    the hour ranges covered by accepted reports (a report covers every hour from its first to
+    its last reading: the meter sends all it has in that range). Call under the meter's lock,
+    in the transaction that stored the readings; the caller saves the result."""
     hwm = meter.acked_through_hour
     ranges = (
         InboundMessage.objects.filter(
@@ -41,8 +40,6 @@ def advance_high_water_mark(meter: Meter) -> int | None:
         if first > hwm + 1:
             break
         hwm = max(hwm, last)
-    if hwm != meter.acked_through_hour:
-        Meter.objects.filter(pk=meter.pk).update(acked_through_hour=hwm)
     return hwm
 
 
@@ -55,9 +52,8 @@ def queue_downlink(
     key = key or downlink_key(meter)
     if key is None:
         raise ValueError(f"meter {meter} has no usable key")
-    key = MeterKey.objects.select_for_update().get(pk=key.pk)
-    MeterKey.objects.filter(pk=key.pk).update(downlink_counter=F("downlink_counter") + 1)
-    counter = key.downlink_counter + 1
+    # The increment takes the row lock; the returned value is this frame's counter, never reused.
+    counter = _next_downlink_counter(key)
     frame = encode_downlink(message, keys=session_keys(key), counter=counter)
     sim = meter.sim
     sent_today = OutboundMessage.objects.filter(
@@ -91,8 +87,21 @@ def queue_downlink(
     return outbound
 
 
+def _next_downlink_counter(key: MeterKey) -> int:
+    """Increment and read in one statement (PostgreSQL and SQLite both have RETURNING)."""
+    table = MeterKey._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET downlink_counter = downlink_counter + 1 "  # noqa: S608
+            "WHERE id = %s RETURNING downlink_counter",
+            [key.pk],
+        )
+        return cursor.fetchone()[0]
+
+
 def queue_ack(meter: Meter, *, answers_counter: int, now: datetime) -> OutboundMessage:
-    meter.refresh_from_db(fields=["acked_through_hour"])
+    """Ack the report with `answers_counter`, carrying `meter.acked_through_hour` as it is now
+    (the caller has just computed it) and the server's time."""
     ack = Ack(
         answers_counter=answers_counter,
         acked_through_hour=meter.acked_through_hour,

@@ -212,6 +212,7 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
     message.meter = meter = _meter_for(message)
 
     with transaction.atomic():
+        # Locking the meter's usable keys serialises everything done for this meter below.
         keys = {k.key_id: k for k in usable_keys(meter).select_for_update().select_related("meter")}
 
         def lookup(key_id: int) -> ProtocolKeyState | None:
@@ -235,24 +236,43 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
         if key.state == KeyState.PENDING:
             key_used(meter, key.key_id, at=now)
         message.key_id, message.counter = key.key_id, opened.header.counter
+        message.status, message.processed_at = InboundStatus.ACCEPTED, now
+        # Read under the lock: another message of this meter may have moved them meanwhile.
+        meter.acked_through_hour, last_heard = Meter.objects.values_list(
+            "acked_through_hour", "last_message_at"
+        ).get(pk=meter.pk)
 
         body = opened.message
-        message.status, message.processed_at = InboundStatus.ACCEPTED, now
+        answer = False
         if isinstance(body, Report):
             _store_report(message, meter, body, now=now)
-            message.save()
-            acks.advance_high_water_mark(meter)
-            if body.remaining == 0:
-                acks.queue_ack(meter, answers_counter=opened.header.counter, now=now)
+            message.save(update_fields=_MESSAGE_FIELDS)
+            meter.acked_through_hour = acks.high_water_mark(meter)
+            answer = body.remaining == 0
         elif isinstance(body, RekeyAccept):
-            if complete_rekey(meter, body, now=now) is not None:
-                # An ack under the new key tells the meter the server holds it too.
-                acks.queue_ack(meter, answers_counter=opened.header.counter, now=now)
+            message.save(update_fields=_MESSAGE_FIELDS)
+            # An ack under the new key tells the meter the server holds it too.
+            answer = complete_rekey(meter, body, now=now) is not None
         else:  # pragma: no cover - decode_uplink returns only uplink types
             raise Rejected(RejectReason.WRONG_DIRECTION)
-        message.save()
-        Meter.objects.filter(pk=meter.pk).update(last_message_at=now)
-        alerts.meter_heard(meter, now=now)
+        Meter.objects.filter(pk=meter.pk).update(
+            acked_through_hour=meter.acked_through_hour, last_message_at=now
+        )
+        if answer:
+            acks.queue_ack(meter, answers_counter=opened.header.counter, now=now)
+        if last_heard is None or now - last_heard > timedelta(hours=settings.METER_SILENCE_HOURS):
+            alerts.meter_heard(meter, now=now)
+
+
+_MESSAGE_FIELDS = [
+    "status",
+    "processed_at",
+    "meter",
+    "key_id",
+    "counter",
+    "first_hour",
+    "last_hour",
+]
 
 
 def _store_report(message: InboundMessage, meter: Meter, report: Report, *, now: datetime) -> None:

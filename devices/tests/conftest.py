@@ -1,7 +1,7 @@
 import pytest
 from django.utils import timezone
 
-from devices.keystore import generate_kek, get_keystore
+from devices.keystore import generate_kek, reset_keystore
 from devices.models import Meter, Sim
 from devices.services import issue_bundle, key_used
 from meteragent.bundle import parse_bundle
@@ -28,9 +28,9 @@ def kek(settings):
     kek_id, public, private = generate_kek()
     settings.DEVICE_KEK_PUBLIC_KEY = public
     settings.DEVICE_KEK_PRIVATE_KEYS = [private]
-    get_keystore.cache_clear()
+    reset_keystore()
     yield {"id": kek_id, "public": public, "private": private}
-    get_keystore.cache_clear()
+    reset_keystore()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from devices.keystore import (
     KeyStoreError,
     KeyStoreLocked,
     generate_kek,
-    get_keystore,
+    reset_keystore,
 )
 from devices.models import MeterKey
 from devices.selectors import key_context, session_keys
@@ -81,7 +81,7 @@ def test_a_wrapped_key_moved_to_another_meter_does_not_open(make_meter):
 @pytest.mark.django_db
 def test_the_web_front_end_issues_bundles_without_being_able_to_unwrap(make_meter, settings):
     settings.DEVICE_KEK_PRIVATE_KEYS = []  # as configured on the customer/staff web tier
-    get_keystore.cache_clear()
+    reset_keystore()
     meter = make_meter()
     bundle = parse_bundle(issue_bundle(meter, by="test"))
     with pytest.raises(KeyStoreLocked):
@@ -104,12 +104,12 @@ def test_rewrap_moves_every_key_to_a_new_kek_and_is_resumable(make_meter, settin
     new_id, new_public, new_private = generate_kek()
     settings.DEVICE_KEK_PUBLIC_KEY = new_public
     settings.DEVICE_KEK_PRIVATE_KEYS = [kek["private"], new_private]
-    get_keystore.cache_clear()
+    reset_keystore()
     call_command("rewrap_device_keys", "--batch", "2", stdout=io.StringIO(), stderr=io.StringIO())
     assert set(MeterKey.objects.values_list("kek_id", flat=True)) == {new_id}
     # The old KEK is no longer needed: every key opens under the new one alone.
     settings.DEVICE_KEK_PRIVATE_KEYS = [new_private]
-    get_keystore.cache_clear()
+    reset_keystore()
     for key in MeterKey.objects.select_related("meter"):
         assert session_keys(key) == derive_keys(roots[key.meter_id], key.key_id)
     # A second run finds nothing left to do.
