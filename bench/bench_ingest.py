@@ -259,7 +259,9 @@ def main() -> int:
     server = start_gunicorn(env, args.workers, port, workdir / "gunicorn.log")
     result: dict[str, object] = {
         "command": shlex.join([".venv/bin/python", "bench/bench_ingest.py", *sys.argv[1:]]),
-        "machine": f"{os.cpu_count()} cpus, PostgreSQL on localhost, gunicorn {args.workers} sync workers",
+        "machine": (
+            f"{os.cpu_count()} cpus, PostgreSQL on localhost, gunicorn {args.workers} sync workers"
+        ),
     }
     try:
         print(f"direct: {len(direct_work)} frames…", file=sys.stderr)

@@ -65,6 +65,7 @@ K_REPORTED = b"P"
 K_ACK = b"A"
 K_COUNTER = b"C"
 K_LOG = b"L"
+K_META = b"M"
 
 
 class StoreError(Exception):
@@ -159,6 +160,9 @@ CREATE INDEX IF NOT EXISTS counters_name ON counters(name, value);
 CREATE TABLE IF NOT EXISTS service_log (
     seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
     mac BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_meta (
+    seq INTEGER PRIMARY KEY, name TEXT NOT NULL, value TEXT NOT NULL, mac BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS agent_meta_name ON agent_meta(name, seq);
 """
 
 
@@ -350,6 +354,29 @@ class Store:
             )
         return True
 
+    def record_reading_with_meta(self, hour: int, wh: int, meta: dict[str, str]) -> bool:
+        """Like :meth:`record_reading`, and append ``meta`` values in the same transaction,
+        so state that belongs to the reading (the metering IC's accumulator position) costs
+        no extra durable write. Nothing is written if the reading is a duplicate."""
+        _check_int("hour", hour)
+        _check_int("wh", wh)
+        for name, value in meta.items():
+            _check_text("meta name", name)
+            _check_text("meta value", value)
+        with self._tx() as db:
+            row = db.execute("SELECT wh FROM readings WHERE hour=?", (hour,)).fetchone()
+            if row is not None:
+                if row[0] == wh:
+                    return False
+                raise StoreConflictError(f"hour {hour} already has {row[0]} Wh, refused {wh} Wh")
+            seq, mac = self._append(K_READING, hour, wh)
+            db.execute(
+                "INSERT INTO readings(hour, wh, seq, mac) VALUES (?, ?, ?, ?)", (hour, wh, seq, mac)
+            )
+            for name, value in meta.items():
+                self._put_meta(name, value)
+        return True
+
     def _reading_ok(self, hour: int, wh: int, seq: int, mac: bytes) -> bool:
         return self._mac.record_ok(mac, K_READING, seq, hour, wh)
 
@@ -528,6 +555,34 @@ class Store:
             if self._mac.record_ok(mac, K_LOG, s, t, src, m)
         ]
 
+    # ---------------------------------------------------------------- agent metadata
+
+    def _put_meta(self, name: str, value: str) -> None:
+        seq, mac = self._append(K_META, name, value)
+        self._db.execute(
+            "INSERT INTO agent_meta(seq, name, value, mac) VALUES (?, ?, ?, ?)",
+            (seq, name, value, mac),
+        )
+
+    def put_meta(self, name: str, value: str) -> None:
+        """Durably set the agent's small state value ``name`` (replay window, schedule,
+        energy-source position). Appended like every record, so it is MACed and chained;
+        the newest valid record wins."""
+        _check_text("name", name)
+        _check_text("value", value)
+        with self._tx():
+            self._put_meta(name, value)
+
+    def get_meta(self, name: str) -> str | None:
+        """The newest value of ``name`` whose MAC checks out, or None."""
+        _check_text("name", name)
+        for seq, value, mac in self._db.execute(
+            "SELECT seq, value, mac FROM agent_meta WHERE name=? ORDER BY seq DESC", (name,)
+        ):
+            if isinstance(value, str) and self._mac.record_ok(mac, K_META, seq, name, value):
+                return value
+        return None
+
     # ---------------------------------------------------------------- integrity
 
     def head(self) -> Head:
@@ -580,6 +635,14 @@ class Store:
                 and self._mac.record_ok(mac, K_LOG, seq, ts, src, msg)
             )
             check("service_log", seq, mac, ok)
+        for seq, name, value, mac in db.execute("SELECT seq, name, value, mac FROM agent_meta"):
+            ok = (
+                isinstance(name, str)
+                and isinstance(value, str)
+                and _typed(seq)
+                and self._mac.record_ok(mac, K_META, seq, name, value)
+            )
+            check("agent_meta", seq, mac, ok)
 
         report.records_checked = len(entries)
         self._verify_chain(sorted(entries, key=lambda e: e[0]), report, anchor)

@@ -167,7 +167,7 @@ def open_frame(frame: bytes, *, direction: Direction, lookup: KeyLookup) -> Open
 
 
 def encode_uplink(message: Message, *, keys: SessionKeys, counter: int) -> bytes:
-    """Meter side: seal an uplink message (Report or RekeyAccept)."""
+    """Meter side: seal an uplink message (Report, RekeyAccept or DeviceInfo)."""
     if message.TYPE.direction is not Direction.UPLINK:
         raise ValueError(f"{message.TYPE.name} is not an uplink message")
     return seal_frame(message, keys=keys, counter=counter)

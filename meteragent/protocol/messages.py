@@ -39,11 +39,15 @@ PAYLOAD_BYTES = FRAME_BYTES - HEADER_BYTES - TAG_BYTES  # 117
 MAX_U32 = 0xFFFF_FFFF
 PUBLIC_KEY_BYTES = 32
 MINUTES_PER_DAY = 1440
+MAX_VERSION_BYTES = 16
+# Printable ASCII without space: a version is a token ("1.4.2", "2026.01-rc1"), never prose.
+_VERSION = re.compile(r"[\x21-\x7e]{1,16}")
 
 
 class MessageType(IntEnum):
     REPORT = 0x01  # uplink: readings and events (no readings: heartbeat)
     REKEY_ACCEPT = 0x02  # uplink: the meter's half of the key agreement
+    DEVICE_INFO = 0x03  # uplink: the meter's Ed25519 signing key and software version
     ACK = 0x81  # downlink: high-water mark, server time, optional commands
     REKEY_INIT = 0x82  # downlink: the server's half of the key agreement
 
@@ -177,7 +181,26 @@ class RekeyAccept:
             raise ValueError("X25519 public key must be 32 bytes")
 
 
-Message = Report | Ack | RekeyInit | RekeyAccept
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Uplink: the meter's own Ed25519 public key (it signs SD-card exports, PC08) and the
+    software version it runs. Sent after provisioning and whenever the version changes."""
+
+    TYPE: ClassVar[MessageType] = MessageType.DEVICE_INFO
+
+    signing_public: bytes
+    software_version: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.signing_public, bytes) or len(self.signing_public) != 32:
+            raise ValueError("Ed25519 public key must be 32 bytes")
+        if not isinstance(self.software_version, str) or not _VERSION.fullmatch(
+            self.software_version
+        ):
+            raise ValueError("software version must be 1-16 printable ASCII characters, no space")
+
+
+Message = Report | Ack | RekeyInit | RekeyAccept | DeviceInfo
 
 
 def _write_body(w: Writer, msg: Message) -> None:
@@ -216,6 +239,11 @@ def _write_body(w: Writer, msg: Message) -> None:
         w.u32(msg.answers_counter)
         w.u16(msg.new_key_id)
         w.raw(msg.meter_public)
+    elif isinstance(msg, DeviceInfo):
+        version = msg.software_version.encode("ascii")
+        w.raw(msg.signing_public)
+        w.u8(len(version))
+        w.raw(version)
     else:  # pragma: no cover - guarded by the type checker
         raise TypeError(f"not a protocol message: {msg!r}")
 
@@ -285,6 +313,13 @@ def decode_payload(plaintext: bytes) -> Message:
             msg = _read_ack(r)
         elif msg_type is MessageType.REKEY_INIT:
             msg = RekeyInit(r.u16(), r.raw(PUBLIC_KEY_BYTES))
+        elif msg_type is MessageType.DEVICE_INFO:
+            signing_public = r.raw(PUBLIC_KEY_BYTES)
+            length = r.u8()
+            if not 1 <= length <= MAX_VERSION_BYTES:
+                raise Malformed("software version length must be 1..16")
+            # latin-1 maps every byte to one character; the dataclass then refuses non-ASCII.
+            msg = DeviceInfo(signing_public, r.raw(length).decode("latin-1"))
         else:
             msg = RekeyAccept(r.u32(), r.u16(), r.raw(PUBLIC_KEY_BYTES))
     except ValueError as exc:  # a field the dataclass refuses: authentic but not valid v1

@@ -21,6 +21,7 @@ from meteragent.protocol.frame import KeyState, nonce_for, open_frame, seal_fram
 from meteragent.protocol.keys import Direction, SessionKeys, derive_keys
 from meteragent.protocol.messages import (
     Ack,
+    DeviceInfo,
     DisplayCode,
     Message,
     RekeyAccept,
@@ -39,6 +40,10 @@ ROOT_A = bytes(range(32))  # 000102...1f
 ROOT_B = bytes.fromhex("c0ffee" * 10 + "0102")
 SERVER_EPHEMERAL = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
 METER_EPHEMERAL = bytes.fromhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")
+# RFC 8032 section 7.1 test 1 public key: a well-known valid Ed25519 point.
+DEVICE_SIGNING_PUBLIC = bytes.fromhex(
+    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+)
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 H0 = T0 // 3600
 
@@ -74,6 +79,12 @@ def message_to_json(msg: Message) -> dict[str, Any]:
             "new_key_id": msg.new_key_id,
             "server_public": msg.server_public.hex(),
         }
+    if isinstance(msg, DeviceInfo):
+        return {
+            "type": "DEVICE_INFO",
+            "signing_public": msg.signing_public.hex(),
+            "software_version": msg.software_version,
+        }
     return {
         "type": "REKEY_ACCEPT",
         "answers_counter": msg.answers_counter,
@@ -102,6 +113,8 @@ def message_from_json(d: dict[str, Any]) -> Message:
         )
     if kind == "REKEY_INIT":
         return RekeyInit(d["new_key_id"], bytes.fromhex(d["server_public"]))
+    if kind == "DEVICE_INFO":
+        return DeviceInfo(bytes.fromhex(d["signing_public"]), d["software_version"])
     if kind == "REKEY_ACCEPT":
         return RekeyAccept(d["answers_counter"], d["new_key_id"], bytes.fromhex(d["meter_public"]))
     raise ValueError(f"unknown message type {kind!r}")
@@ -162,6 +175,8 @@ def _message_cases() -> list[tuple[str, bytes, int, int, Message]]:
              Schedule(6 * 60 + 30, 18 * 60 + 30, 45))),
         ("ack: nothing acknowledged yet, key id 513, large counter", ROOT_B, 513, 0xFFFF_FFFE,
          Ack(0xFFFF_FFFF, None, T0)),
+        ("device info: signing key and software version", ROOT_A, 1, 4,
+         DeviceInfo(DEVICE_SIGNING_PUBLIC, "0.1.0")),
     ]  # fmt: skip
 
 

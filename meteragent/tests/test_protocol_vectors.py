@@ -74,7 +74,7 @@ def test_message_vectors_decode_to_the_listed_message(vec) -> None:
 
 def test_message_vectors_cover_every_type_and_heartbeat() -> None:
     types = {v["message"]["type"] for v in ALL_FRAMES}
-    assert types == {"REPORT", "ACK", "REKEY_INIT", "REKEY_ACCEPT"}
+    assert types == {"REPORT", "ACK", "REKEY_INIT", "REKEY_ACCEPT", "DEVICE_INFO"}
     assert any(
         v["message"]["type"] == "REPORT" and not v["message"]["readings"] for v in ALL_FRAMES
     )
