@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python bench/bench_protocol.py            # human-readable
     .venv/bin/python bench/bench_protocol.py --json     # machine-readable
 
-Figures go into docs/benchmarks-protocol.md. Timing is wall-clock per message, best-of-5
+Figures go into docs/benchmarks.md. Timing is wall-clock per message, best-of-5
 medians over batches, single thread (a meter has one core to spare; the server scales by
 process).
 """

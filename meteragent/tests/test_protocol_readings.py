@@ -76,7 +76,7 @@ def test_a_full_day_fits_one_frame_even_at_5_kwh_every_hour() -> None:
 
 
 def test_capacity_figures_stated_in_the_docs() -> None:
-    # These numbers are quoted in docs/protocol.md and docs/benchmarks-protocol.md.
+    # These numbers are quoted in docs/protocol.md and docs/benchmarks.md.
     def capacity(delta: int, start: int = 12_345_678) -> int:
         rs = [Reading(H0 + i, start + i * delta) for i in range(300)]
         return len(build_reports(rs, sent_at=T0 + 400 * 3600)[0].readings)
