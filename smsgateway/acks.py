@@ -13,7 +13,7 @@ from audit.models import Outcome
 from audit.services import record
 from devices.models import Meter, MeterKey
 from devices.selectors import downlink_key, session_keys
-from meteragent.protocol import Ack, Message, encode_downlink
+from meteragent.protocol import Ack, DisplayCode, Message, encode_downlink
 
 from .models import InboundMessage, InboundStatus, OutboundKind, OutboundMessage, OutboundStatus
 
@@ -108,3 +108,22 @@ def queue_ack(meter: Meter, *, answers_counter: int, now: datetime) -> OutboundM
         server_time=int(now.timestamp()),
     )
     return queue_downlink(meter, ack, kind=OutboundKind.ACK, now=now)
+
+
+def queue_display_code(meter: Meter, code: str, *, now: datetime) -> OutboundMessage:
+    """Send `code` to the meter's display now (a customer claiming the meter types it back).
+
+    An ack outside the report cycle: it repeats the current high-water mark and answers the
+    last uplink counter seen, so the meter's time rules ignore its clock field as not fresh.
+    """
+    key = downlink_key(meter)
+    if key is None:
+        raise ValueError(f"meter {meter} has no usable key")
+    last_uplink = max(meter.keys.values_list("uplink_highest", flat=True), default=0)
+    ack = Ack(
+        answers_counter=last_uplink,
+        acked_through_hour=meter.acked_through_hour,
+        server_time=int(now.timestamp()),
+        display_code=DisplayCode(code),
+    )
+    return queue_downlink(meter, ack, kind=OutboundKind.ACK, now=now, key=key)

@@ -156,3 +156,19 @@ def test_delivery_reports_are_recorded(client, queued, settings, tmp_path):
     assert message.status == OutboundStatus.DELIVERED
     assert list(DeliveryReport.objects.values_list("status_code", flat=True)) == [8, 1]
     assert client.get(f"/sms/kannel/dlr?secret=nope&id={message.pk}&status=2").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_display_code_reaches_the_meter_outside_the_report_cycle(test_meter, post_sms):
+    from smsgateway.acks import queue_display_code
+
+    from .conftest import hours_back
+
+    meter = test_meter()
+    post_sms(meter.msisdn, meter.report(hours_back(2)))
+    meter.meter.refresh_from_db()
+    outbound = queue_display_code(meter.meter, "048213", now=timezone.now())
+    ack = meter.open_downlink(bytes(outbound.payload))
+    assert ack.display_code.code == "048213"
+    assert ack.answers_counter == meter.counter
+    assert ack.acked_through_hour == hours_back(1)[0][0]
