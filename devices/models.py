@@ -63,6 +63,7 @@ class Meter(models.Model):
     # The meter's own Ed25519 public key, created on the device at provisioning; it verifies
     # the readings exports field engineers upload.
     signing_public_key = models.BinaryField(max_length=32, null=True, blank=True, editable=False)
+    software_version = models.CharField(max_length=16, blank=True, editable=False)
     registered_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
@@ -224,6 +225,7 @@ class AlertKind(models.TextChoices):
     SILENT = "silent", "Silent beyond its schedule"
     TAMPER = "tamper", "Tamper or store integrity event"
     AUTH_FAILURES = "auth_failures", "Burst of failed authentication"
+    IDENTITY_CHANGED = "identity_changed", "Meter presented a different signing key"
 
 
 class MeterAlert(models.Model):

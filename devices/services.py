@@ -362,3 +362,53 @@ def cancel_rotation(rotation: KeyRotation, *, by: Actor) -> None:
         rotation.state, rotation.wrapped_ephemeral = RotationState.CANCELLED, None
         rotation.save(update_fields=["state", "wrapped_ephemeral"])
         record("devices.rotation_cancelled", actor=by, target=f"meter:{rotation.meter.number}")
+
+
+def register_device_info(
+    meter: Meter, *, signing_public: bytes, software_version: str, now: datetime
+) -> bool:
+    """Record the meter's own signing key (first time only) and its software version.
+
+    The key verifies the meter's SD-card exports, so it is set once: a different key later is
+    not taken (someone may be replaying another device's identity) but raises an alert for
+    staff, who re-register it after a legitimate re-provisioning. Returns True when accepted.
+    """
+    from .models import AlertKind, MeterAlert
+
+    with transaction.atomic():
+        meter = Meter.objects.select_for_update().get(pk=meter.pk)
+        stored = bytes(meter.signing_public_key) if meter.signing_public_key else None
+        if stored is not None and stored != signing_public:
+            if not MeterAlert.objects.filter(
+                meter=meter, kind=AlertKind.IDENTITY_CHANGED, closed_at__isnull=True
+            ).exists():
+                MeterAlert.objects.create(
+                    meter=meter,
+                    kind=AlertKind.IDENTITY_CHANGED,
+                    opened_at=now,
+                    details={"presented_key": signing_public.hex()},
+                )
+            record(
+                "devices.signing_key_mismatch",
+                actor="smsgateway",
+                target=f"meter:{meter.number}",
+                outcome=Outcome.ALERT,
+                details={"presented_key": signing_public.hex()},
+            )
+            return False
+        changed = []
+        if stored is None:
+            meter.signing_public_key = signing_public
+            changed.append("signing_public_key")
+        if meter.software_version != software_version:
+            meter.software_version = software_version
+            changed.append("software_version")
+        if changed:
+            meter.save(update_fields=changed)
+            record(
+                "devices.device_info",
+                actor="smsgateway",
+                target=f"meter:{meter.number}",
+                details={"changed": changed, "software_version": software_version},
+            )
+    return True

@@ -24,10 +24,11 @@ from audit.services import record
 from devices.identifiers import normalise_msisdn
 from devices.models import KeyState, Meter, MeterEvent, MeterStatus, Sim
 from devices.selectors import session_keys, usable_keys
-from devices.services import complete_rekey, key_used
+from devices.services import complete_rekey, key_used, register_device_info
 from meteragent.protocol import (
     AuthenticationFailed,
     BadVersion,
+    DeviceInfo,
     Malformed,
     Oversized,
     ProtocolError,
@@ -249,6 +250,14 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
             message.save(update_fields=_MESSAGE_FIELDS)
             meter.acked_through_hour = acks.high_water_mark(meter)
             answer = body.remaining == 0
+        elif isinstance(body, DeviceInfo):
+            message.save(update_fields=_MESSAGE_FIELDS)
+            answer = register_device_info(
+                meter,
+                signing_public=body.signing_public,
+                software_version=body.software_version,
+                now=now,
+            )
         elif isinstance(body, RekeyAccept):
             message.save(update_fields=_MESSAGE_FIELDS)
             # An ack under the new key tells the meter the server holds it too.

@@ -165,3 +165,25 @@ def test_database_trouble_asks_the_gateway_to_retry_and_loses_nothing(
     message.refresh_from_db()
     assert message.status == InboundStatus.ACCEPTED
     assert Reading.objects.count() == 6 and OutboundMessage.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_device_info_registers_the_signing_key_once(test_meter, post_sms):
+    from devices.models import Meter
+    from meteragent.protocol import DeviceInfo
+
+    meter = test_meter()
+    key = bytes(range(32))
+    assert post_sms(meter.msisdn, meter.frame(DeviceInfo(key, "1.0.0"))).text == "accepted"
+    stored = Meter.objects.get(pk=meter.meter.pk)
+    assert bytes(stored.signing_public_key) == key and stored.software_version == "1.0.0"
+    assert last_ack(meter).answers_counter == meter.counter
+
+    # Another key later is not taken: an alert instead, and no ack confirming it.
+    acks_before = OutboundMessage.objects.count()
+    assert post_sms(meter.msisdn, meter.frame(DeviceInfo(b"\x01" * 32, "1.0.1"))).status_code == 200
+    stored.refresh_from_db()
+    assert bytes(stored.signing_public_key) == key
+    assert stored.alerts.get().kind == "identity_changed"
+    assert OutboundMessage.objects.count() == acks_before
+    assert AuditEvent.objects.filter(action="devices.signing_key_mismatch").exists()
