@@ -1,0 +1,1 @@
+"""Simulations built from the real agent (demo fleet)."""
