@@ -251,8 +251,9 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
             meter.acked_through_hour = acks.high_water_mark(meter)
             answer = body.remaining == 0
         elif isinstance(body, DeviceInfo):
+            # Not acked on its own: the ack of the batch it precedes confirms it (protocol 6.5).
             message.save(update_fields=_MESSAGE_FIELDS)
-            answer = register_device_info(
+            register_device_info(
                 meter,
                 signing_public=body.signing_public,
                 software_version=body.software_version,

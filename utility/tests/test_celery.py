@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from audit.models import AuditEvent
 from audit.tasks import verify_chain_task
 from utility.celery import app
+from utility.testing import current_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,22 +22,13 @@ def test_routes_and_beat_schedule_are_in_code():
     assert "audit.verify_chain" in app.tasks
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host = db.get("HOST") or "localhost"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
-
-
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_a_task_from_redis():
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),  # the test database, so the worker sees our rows
+        "DATABASE_URL": current_database_url(),  # the test database, so the worker sees our rows
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
     }

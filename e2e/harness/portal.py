@@ -1,0 +1,96 @@
+"""Our own processes for end-to-end tests: the portal under gunicorn and a Celery worker, both
+on the test database the test process uses."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from utility.testing import current_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+__all__ = ["PortalProcess", "WorkerProcess", "base_env", "current_database_url", "wait_for"]
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+class PortalProcess:
+    """gunicorn serving utility.wsgi on a loopback port."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path, workers: int = 2) -> None:
+        self.port, self.log = port, log
+        cmd = [
+            sys.executable, "-m", "gunicorn", "--workers", str(workers),
+            "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "utility.wsgi:application",
+        ]  # fmt: skip
+        self._out = open(log, "ab")  # noqa: SIM115 - open for the process's lifetime
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {log}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status in (200, 503):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer; see {log}")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self._out.close()
+
+
+class WorkerProcess:
+    """A Celery worker consuming the given queues."""
+
+    def __init__(self, env: dict[str, str], log: Path, queues: str = "default,sms") -> None:
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "utility", "worker", "-Q", queues,
+            "--pool=threads", "--concurrency=4", "--without-gossip", "--without-mingle",
+            "--loglevel=WARNING",
+        ]  # fmt: skip
+        self._out = open(log, "ab")  # noqa: SIM115 - open for the process's lifetime
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
+        )
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self._out.close()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Poll `predicate` (a database query, a file) until it is truthy; the value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(overrides)
+    return env
