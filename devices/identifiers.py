@@ -43,6 +43,19 @@ def validate_msisdn(value: str) -> None:
         )
 
 
+def luhn_check_digit(body: str) -> str:
+    """The Luhn check digit that completes `body` (ICCIDs end with one)."""
+    total = 0
+    for index, char in enumerate(reversed(body)):
+        digit = int(char)
+        if index % 2 == 0:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return str((10 - total % 10) % 10)
+
+
 def _luhn_ok(digits: str) -> bool:
     total = 0
     for index, char in enumerate(reversed(digits)):

@@ -1,6 +1,7 @@
 import pytest
 from django.utils import timezone
 
+from devices.identifiers import luhn_check_digit
 from devices.keystore import generate_kek, reset_keystore
 from devices.models import Meter, Sim
 from devices.services import issue_bundle, key_used
@@ -10,16 +11,8 @@ VALID_ICCIDS = ["8944500102198304826", "8944500102198304834", "89445001021983048
 
 
 def luhn_iccid(body: str) -> str:
-    """Append the Luhn check digit to an 18-digit ICCID body."""
-    digits = [int(c) for c in body]
-    total = 0
-    for index, digit in enumerate(reversed(digits)):
-        if index % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return body + str((10 - total % 10) % 10)
+    """An ICCID from an 18-digit body and its check digit."""
+    return body + luhn_check_digit(body)
 
 
 @pytest.fixture(autouse=True)

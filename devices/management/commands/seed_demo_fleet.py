@@ -1,0 +1,88 @@
+"""Demo only: a small fleet of provisioned meters with history, for the simulated agents."""
+
+import secrets
+import string
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from devices.identifiers import luhn_check_digit
+from devices.models import Meter, Premises, Sim
+from devices.services import issue_bundle
+from meteragent.console import meter_seed
+from meteragent.energy import SimulatedEnergySource
+from meteragent.store import Store
+from readings.services import store_readings
+
+HOUR = 3600
+LIVE_HOURS = 48  # the agents backfill these themselves and send them over the webhook
+
+
+class Command(BaseCommand):
+    help = (
+        "Create demo meters with SIMs, premises and history, and write their provisioning "
+        "bundles for `python -m meteragent.sim.fleet` (refused when DEBUG is off)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--meters", type=int, default=5)
+        parser.add_argument("--history-days", type=int, default=730)
+        parser.add_argument("--dir", type=Path, default=Path(settings.DATA_DIR) / "demo-fleet")
+
+    def handle(self, *args, meters: int, history_days: int, dir: Path, **options):
+        if not settings.DEBUG:
+            raise CommandError("Demo data is only for a DEBUG (embedded) install.")
+        bundles = dir / "bundles"
+        if bundles.exists() and any(bundles.glob("*.json")):
+            self.stdout.write(f"Demo fleet already in {dir}.")
+            return
+        bundles.mkdir(parents=True, exist_ok=True, mode=0o700)
+        now_hour = int(time.time()) // HOUR
+        anchor_hour = now_hour - LIVE_HOURS  # history up to here; the agents send the rest
+        first_hour = now_hour - history_days * 24
+        alphabet = string.ascii_uppercase + string.digits
+        for i in range(meters):
+            number = "".join(secrets.choice(alphabet) for _ in range(25))
+            with transaction.atomic():
+                premises = Premises.objects.create(
+                    reference=f"DEMO-{i + 1:04d}",
+                    address=f"{i + 1} Demo Street",
+                    postcode="DE1 1MO",
+                )
+                meter = Meter.objects.create(
+                    number=number, manufacturer="Demo", model="SIM-1", premises=premises
+                )
+                msisdn = f"+44770090{2000 + i}"
+                body = f"89445006{i:010d}"
+                Sim.objects.create(msisdn=msisdn, iccid=body + luhn_check_digit(body), meter=meter)
+            bundle = issue_bundle(meter, by="seed_demo_fleet command")
+            path = bundles / f"{number}.json"
+            path.touch(mode=0o600)
+            path.write_bytes(bundle)
+            (bundles / f"{number}.json.msisdn").write_text(msisdn + "\n")
+
+            # History: the meter's simulated register, hour by hour, stored as if reported.
+            energy = SimulatedEnergySource(seed=meter_seed(number), start=first_hour * HOUR)
+            history = [
+                (hour, energy.read(hour * HOUR).wh) for hour in range(first_hour, anchor_hour + 1)
+            ]
+            with transaction.atomic():
+                for start in range(0, len(history), 2000):
+                    store_readings(
+                        meter.pk,
+                        history[start : start + 2000],
+                        received_at=timezone.now(),
+                    )
+                Meter.objects.filter(pk=meter.pk).update(acked_through_hour=anchor_hour)
+            # The meter remembers its last acknowledged reading, so it continues from there.
+            data = dir / "data" / number
+            data.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with Store(data / "meter.db") as store:
+                store.record_reading(anchor_hour, history[-1][1])
+                store.mark_acknowledged(anchor_hour)
+            self.stdout.write(f"  meter {number} (SIM {msisdn}): {len(history)} hours of history")
+        self.stdout.write(f"Demo fleet of {meters} meters in {dir}.")
