@@ -19,20 +19,29 @@ Protocol rules applied here (docs/protocol.md, docs/meteragent.md):
 * Downlink frames: only from the utility's number, authenticated and replay-checked by
   ``decode_downlink``; the new replay window is stored before the ack has any effect; a
   rejected frame changes nothing. The clock moves only under ``decide_clock``.
+* Over-the-air rekey (docs/protocol.md section 10, docs/meteragent.md "Rekey"): a REKEY_INIT
+  under the current key is answered with ``meter_handle_init``; the pending rekey is written
+  to the key file (atomic, 0600) *before* the REKEY_ACCEPT goes out under the current key.
+  Downlink is accepted under the current and the pending key id; the first authentic downlink
+  frame under the pending id makes it current (key file rewritten without the old root key),
+  with fresh counters and replay window. Until then every uplink stays under the old key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from meteragent.clock import Clock
+from meteragent.config import Config
 from meteragent.display import Display, LogDisplay, LogLed, PulseCounter
 from meteragent.energy.base import EnergyResult, EnergySource
-from meteragent.keyfile import DeviceKeys
+from meteragent.keyfile import DeviceKeys, save_keys
 from meteragent.protocol import (
     Ack,
     ClockAction,
@@ -41,8 +50,11 @@ from meteragent.protocol import (
     Event,
     EventKind,
     KeyState,
+    Opened,
+    PendingRekey,
     ProtocolError,
     Reading,
+    RekeyAccept,
     RekeyInit,
     ReplayWindow,
     Report,
@@ -51,6 +63,7 @@ from meteragent.protocol import (
     decode_downlink,
     derive_keys,
     encode_uplink,
+    meter_handle_init,
 )
 from meteragent.protocol.readings import ARG_MAX, ARG_MIN
 from meteragent.scheduler import HOUR, SendSchedule, hour_index, next_every, next_hour, next_send
@@ -163,9 +176,13 @@ class Agent:
         led: LogLed | None = None,
         config: AgentConfig | None = None,
         on_energy_state: Callable[[EnergySource, float], dict[str, str]] | None = None,
+        keys_path: Path | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
+        # Where the key file lives (rewritten by a rekey); by default ``keys.json`` next to
+        # the store, the layout of the data directory (config.Config).
+        self.keys_path = keys_path or Config(data_dir=store.path.parent).keys_path
         self.transport = transport
         self.energy = energy
         self.clock = clock
@@ -175,10 +192,12 @@ class Agent:
         self.config = config or AgentConfig()
         self.on_energy_state = on_energy_state
         self.session = derive_keys(keys.root_key, keys.key_id)
-        self.up = CounterReservation(
-            StoreCounter(store, f"uplink:{keys.key_id}"), self.config.counter_block
+        self.up = self._uplink_counter(keys.key_id)
+        self.window = self._load_window(keys.key_id)
+        self._pending_session = None if keys.pending_rekey is None else keys.pending_rekey.new_keys
+        self._pending_window = (
+            None if keys.pending_rekey is None else self._load_window(keys.pending_rekey.new_key_id)
         )
-        self.window = self._load_window()
         self.latest_sent: tuple[int, float] | None = None  # (counter, monotonic) this boot
         self.batches: dict[int, _Batch] = {}
         self.resend_from: int | None = None
@@ -192,16 +211,29 @@ class Agent:
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def _window_name(self) -> str:
-        return f"downlink_window:{self.keys.key_id}"
+    @staticmethod
+    def _window_name(key_id: int) -> str:
+        return f"downlink_window:{key_id}"
 
-    def _load_window(self) -> ReplayWindow:
-        raw = self.store.get_meta(self._window_name)
+    def _load_window(self, key_id: int) -> ReplayWindow:
+        raw = self.store.get_meta(self._window_name(key_id))
         if raw is None:
             return ReplayWindow()
         highest, bitmap = (int(v) for v in raw.split(","))
         return ReplayWindow.from_tuple((highest, bitmap))
+
+    def _store_window(self, key_id: int, window: ReplayWindow) -> None:
+        self.store.put_meta(self._window_name(key_id), "{},{}".format(*window.to_tuple()))
+
+    def _uplink_counter(self, key_id: int) -> CounterReservation:
+        # One counter per key id: a key id the meter never sent under starts at 1.
+        return CounterReservation(
+            StoreCounter(self.store, f"uplink:{key_id}"), self.config.counter_block
+        )
+
+    @property
+    def pending_rekey(self) -> PendingRekey | None:
+        return self.keys.pending_rekey
 
     def schedule(self) -> SendSchedule:
         raw = self.store.get_meta("schedule")
@@ -417,7 +449,13 @@ class Agent:
     # ------------------------------------------------------------------ receiving
 
     def _lookup(self, key_id: int) -> KeyState | None:
-        return KeyState(self.session, self.window) if key_id == self.keys.key_id else None
+        if key_id == self.keys.key_id:
+            return KeyState(self.session, self.window)
+        pending = self.keys.pending_rekey
+        if pending is not None and key_id == pending.new_key_id:
+            assert self._pending_session is not None and self._pending_window is not None
+            return KeyState(self._pending_session, self._pending_window)
+        return None
 
     def _reject(self, reason: str, detail: str) -> str:
         self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + 1
@@ -433,20 +471,97 @@ class Agent:
             opened = decode_downlink(bytes(payload), self._lookup)
         except ProtocolError as exc:
             return self._reject(type(exc).__name__, str(exc))
-        # Stored before any effect: a crash after this point can lose the ack's effect
-        # (the readings are simply resent) but can never let the same frame act twice.
-        self.store.put_meta(self._window_name, "{},{}".format(*opened.window.to_tuple()))
-        self.window = opened.window
         message = opened.message
+        key_id = opened.header.key_id
+        answer: PendingRekey | None = None
+        if isinstance(message, RekeyInit):
+            # Worked out before anything is stored, so a REKEY_INIT that cannot be answered
+            # (to the key id it came under, a low-order public key) changes nothing at all.
+            keys = self.session if key_id == self.keys.key_id else self._pending_session
+            assert keys is not None
+            earlier = self.keys.pending_rekey if key_id == self.keys.key_id else None
+            try:
+                answer = meter_handle_init(keys, message, opened.header.counter, earlier)
+            except ProtocolError as exc:
+                return self._reject(type(exc).__name__, f"REKEY_INIT: {exc}")
+        if key_id != self.keys.key_id:
+            # The first authentic frame under the pending key: the server holds it too.
+            if not self._complete_rekey(opened):
+                return "rekey_not_saved"
+        else:
+            # Stored before any effect: a crash after this point can lose the ack's effect
+            # (the readings are simply resent) but can never let the same frame act twice.
+            self._store_window(key_id, opened.window)
+            self.window = opened.window
         if isinstance(message, Ack):
             self._on_ack(message)
             return "ack"
         if isinstance(message, RekeyInit):
-            # Over-the-air rekey is not wired into this agent version: logged, not answered;
-            # the server retries and alerts (docs/meteragent.md, "not done").
-            log.warning("REKEY_INIT for key id %d ignored: not supported", message.new_key_id)
-            return "rekey_ignored"
+            assert answer is not None
+            return self._answer_rekey(answer)
         return self._reject("Unexpected", type(message).__name__)  # pragma: no cover
+
+    # ------------------------------------------------------------------ rekey
+
+    def _save_keys(self, keys: DeviceKeys) -> bool:
+        try:
+            save_keys(self.keys_path, keys)
+        except OSError as exc:
+            log.error("key file %s not written: %s", self.keys_path, exc)
+            self.display.show_status("KEY FILE ERROR")
+            return False
+        self.keys = keys
+        return True
+
+    def _answer_rekey(self, pending: PendingRekey) -> str:
+        """Persist the pending rekey durably, then send REKEY_ACCEPT under the current key."""
+        if pending is not self.keys.pending_rekey:
+            # A new exchange: its key id's downlink window starts empty (a window left by an
+            # abandoned exchange for the same id must not make the new key's frames stale).
+            self._store_window(pending.new_key_id, ReplayWindow())
+            if not self._save_keys(dataclasses.replace(self.keys, pending_rekey=pending)):
+                return "rekey_not_saved"  # nothing sent: the server sends the INIT again
+            self._pending_session = pending.new_keys
+            self._pending_window = ReplayWindow()
+            log.info("rekey to key id %d pending; answering", pending.new_key_id)
+        else:
+            log.info("REKEY_INIT for key id %d repeated; same answer again", pending.new_key_id)
+        return "rekey_accept" if self._send_accept(pending.accept) else "rekey_accept_failed"
+
+    def _send_accept(self, accept: RekeyAccept) -> bool:
+        counter = self.up.next()  # durably reserved before use, as for every uplink frame
+        frame = encode_uplink(accept, keys=self.session, counter=counter)
+        try:
+            self.transport.send(self.keys.utility_msisdn, frame)
+        except TransportError as exc:
+            self.stats.send_failures += 1
+            log.error("REKEY_ACCEPT not sent (counter %d): %s; answered when the INIT "
+                      "comes again", counter, exc)  # fmt: skip
+            return False
+        self.stats.frames_sent += 1
+        self.latest_sent = (counter, self.clock.monotonic())
+        return True
+
+    def _complete_rekey(self, opened: Opened) -> bool:
+        """Make the pending key current. The new key's window is stored first: after a crash
+        before the key file is rewritten the rekey is still pending, and the same frame is a
+        replay; the next frame under the new key completes it."""
+        pending = self.keys.pending_rekey
+        assert pending is not None and opened.header.key_id == pending.new_key_id
+        self._store_window(pending.new_key_id, opened.window)
+        self._pending_window = opened.window
+        old_key_id = self.keys.key_id
+        new = dataclasses.replace(
+            self.keys, key_id=pending.new_key_id, root_key=pending.new_root, pending_rekey=None
+        )
+        if not self._save_keys(new):  # the old root key leaves the file here
+            return False
+        self.session = pending.new_keys
+        self.window = opened.window
+        self.up = self._uplink_counter(new.key_id)
+        self._pending_session = self._pending_window = None
+        log.warning("rekey complete: key id %d replaces %d", new.key_id, old_key_id)
+        return True
 
     def _on_ack(self, ack: Ack) -> None:
         self.stats.acks += 1
@@ -511,6 +626,7 @@ class Agent:
         return {
             "meter_number": self.keys.meter_number,
             "key_id": self.keys.key_id,
+            "pending_key_id": None if self.pending_rekey is None else self.pending_rekey.new_key_id,
             "latest_reading": None if latest is None else {"hour": latest.hour, "wh": latest.wh},
             "acknowledged_up_to": self.store.acknowledged_up_to(),
             "unacknowledged": len(self.store.unacknowledged_readings()),

@@ -1,5 +1,6 @@
-"""The device's secrets on disk: the protocol root key (from the provisioning bundle) and the
-meter's own Ed25519 signing key (created on the device, never leaves it).
+"""The device's secrets on disk: the protocol root key (from the provisioning bundle, later
+replaced by over-the-air rekeys), a pending rekey while one is in progress, and the meter's own
+Ed25519 signing key (created on the device, never leaves it).
 
 Both files are written atomically (temporary file, fsync, rename, fsync of the directory)
 with mode 0600, and refused when group or others can read them - the same rule as the store's
@@ -16,11 +17,14 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from meteragent.bundle import Bundle
+from meteragent.protocol.messages import RekeyAccept
+from meteragent.protocol.rekey import PendingRekey
 
 FORMAT = "meteragent-keys"
 VERSION = 1
@@ -37,6 +41,9 @@ class DeviceKeys:
     root_key: bytes = field(repr=False)
     utility_msisdn: str
     release_public_key: bytes | None = None
+    # An answered REKEY_INIT (docs/protocol.md section 10): kept until the first downlink
+    # frame under its key id verifies. Holds the derived root key, never a private key.
+    pending_rekey: PendingRekey | None = field(default=None, repr=False)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> DeviceKeys:
@@ -78,7 +85,51 @@ def read_private(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _pending_to_json(p: PendingRekey) -> dict[str, Any]:
+    return {
+        "new_key_id": p.new_key_id,
+        "server_public": _b64(p.server_public),
+        "accept": {
+            "answers_counter": p.accept.answers_counter,
+            "new_key_id": p.accept.new_key_id,
+            "meter_public": _b64(p.accept.meter_public),
+        },
+        "new_root": _b64(p.new_root),
+    }
+
+
+def _pending_from_json(raw: dict[str, Any], current_key_id: int) -> PendingRekey:
+    accept = raw["accept"]
+    pending = PendingRekey(
+        new_key_id=int(raw["new_key_id"]),
+        server_public=base64.b64decode(raw["server_public"], validate=True),
+        accept=RekeyAccept(
+            answers_counter=int(accept["answers_counter"]),
+            new_key_id=int(accept["new_key_id"]),
+            meter_public=base64.b64decode(accept["meter_public"], validate=True),
+        ),
+        new_root=base64.b64decode(raw["new_root"], validate=True),
+    )
+    if (
+        not 0 <= pending.new_key_id <= 0xFFFF
+        or pending.new_key_id == current_key_id
+        or pending.accept.new_key_id != pending.new_key_id
+        or not 0 < pending.accept.answers_counter <= 0xFFFF_FFFF
+        or len(pending.server_public) != 32
+        or len(pending.accept.meter_public) != 32
+        or len(pending.new_root) != 32
+    ):
+        raise ValueError("invalid pending rekey")
+    return pending
+
+
 def save_keys(path: Path, keys: DeviceKeys) -> None:
+    """Atomically replace the key file: the old content (a previous root key included) is
+    gone from the file once this returns."""
     body = {
         "format": FORMAT,
         "version": VERSION,
@@ -89,6 +140,7 @@ def save_keys(path: Path, keys: DeviceKeys) -> None:
         "release_public_key": base64.b64encode(keys.release_public_key).decode()
         if keys.release_public_key
         else None,
+        "pending_rekey": _pending_to_json(keys.pending_rekey) if keys.pending_rekey else None,
     }
     write_private(path, json.dumps(body, indent=2).encode() + b"\n")
 
@@ -100,12 +152,14 @@ def load_keys(path: Path) -> DeviceKeys:
             raise KeyFileError(f"{path} is not a version {VERSION} key file")
         root = base64.b64decode(body["root_key"], validate=True)
         release = body.get("release_public_key")
+        pending = body.get("pending_rekey")
         keys = DeviceKeys(
             meter_number=str(body["meter_number"]),
             key_id=int(body["key_id"]),
             root_key=root,
             utility_msisdn=str(body["utility_msisdn"]),
             release_public_key=base64.b64decode(release, validate=True) if release else None,
+            pending_rekey=_pending_from_json(pending, int(body["key_id"])) if pending else None,
         )
     except KeyFileError:
         raise
