@@ -35,7 +35,13 @@ from meteragent.bundle import Bundle, BundleError, parse_bundle
 from meteragent.clock import SystemClock
 from meteragent.console import meter_seed
 from meteragent.energy import SimulatedEnergySource
-from meteragent.keyfile import DeviceKeys, load_or_create_signing_key, public_bytes
+from meteragent.keyfile import (
+    DeviceKeys,
+    load_keys,
+    load_or_create_signing_key,
+    public_bytes,
+    save_keys,
+)
 from meteragent.scheduler import HOUR, hour_index
 from meteragent.store import Store
 from meteragent.transport import HttpGatewayTransport
@@ -75,6 +81,17 @@ def backfill(store: Store, energy: SimulatedEnergySource, hours: int, now: float
         if result.wh is not None and store.record_reading(hour, result.wh):
             written += 1
     return written
+
+
+def _device_keys(meter: FleetMeter) -> DeviceKeys:
+    """The meter's keys: its key file once it has one (it may have rotated since the bundle),
+    else the bundle's, written to the key file as `load-bundle` does on a real meter."""
+    path = meter.data_dir / "keys.json"
+    if path.exists():
+        return load_keys(path)
+    keys = DeviceKeys.from_bundle(meter.bundle)
+    save_keys(path, keys)
+    return keys
 
 
 class Fleet:
@@ -128,7 +145,7 @@ class Fleet:
                     backfill(store, energy, self.backfill_hours, now)
                 meter.agent = Agent(
                     store=store,
-                    keys=DeviceKeys.from_bundle(meter.bundle),
+                    keys=_device_keys(meter),
                     transport=meter.transport,
                     energy=energy,
                     clock=self.clock,
