@@ -263,8 +263,8 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
             message.save(update_fields=_MESSAGE_FIELDS)
             # An ack under the new key tells the meter the server holds it too.
             answer = complete_rekey(meter, body, now=now) is not None
-        else:  # pragma: no cover - decode_uplink returns only uplink types
-            raise Rejected(RejectReason.WRONG_DIRECTION)
+        else:  # pragma: no cover - decode_uplink returns only uplink message types
+            raise Rejected(RejectReason.MALFORMED, f"unexpected {type(body).__name__}")
         Meter.objects.filter(pk=meter.pk).update(
             acked_through_hour=meter.acked_through_hour, last_message_at=now
         )

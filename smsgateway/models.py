@@ -24,7 +24,6 @@ class RejectReason(models.TextChoices):
     AUTH_FAILED = "auth_failed", "Authentication tag does not verify"
     REPLAY = "replay", "Counter already accepted (replay)"
     STALE = "stale", "Counter older than the replay window"
-    WRONG_DIRECTION = "wrong_direction", "Not an uplink message"
     IMPLAUSIBLE = "implausible", "Readings from the future or out of range"
     INCOMPLETE = "incomplete", "Concatenated message never completed"
     TOO_MANY_PARTS = "too_many_parts", "Concatenated message with too many parts"

@@ -116,3 +116,24 @@ def test_rewrap_moves_every_key_to_a_new_kek_and_is_resumable(make_meter, settin
     out = io.StringIO()
     call_command("rewrap_device_keys", stdout=out, stderr=io.StringIO())
     assert "Re-wrapped 0 keys" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_key_material_never_appears_in_the_admin(client, make_staff, verified_client, make_meter):
+    from accounts.roles import SECURITY_ADMIN
+
+    meter = make_meter()
+    root = parse_bundle(issue_bundle(meter, by="test")).root_key
+    key = MeterKey.objects.get(meter=meter)
+    user, device = make_staff("sec@example.org", roles=[SECURITY_ADMIN])
+    verified_client(user, device)
+    pages = [
+        f"/admin/devices/meterkey/{key.pk}/change/",
+        "/admin/devices/meterkey/",
+        f"/admin/devices/meter/{meter.pk}/change/",
+    ]
+    for url in pages:
+        html = client.get(url).content
+        for secret in [root, bytes(key.wrapped_key)]:
+            for form in _forms(secret):
+                assert form not in html, url
