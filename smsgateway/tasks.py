@@ -5,8 +5,10 @@ from . import alerts, outbox
 from .models import OutboundStatus
 
 
-@shared_task(name="smsgateway.send_outbound", bind=True, max_retries=None)
-def send_outbound(self, *, outbound_id: int) -> str:
+@shared_task(name="smsgateway.send_outbound")
+def send_outbound(*, outbound_id: int) -> str:
+    """Send one outbox message now. A failure is rescheduled in the row (backoff), and the
+    `send_due` sweeper picks it up: retries survive a worker restart."""
     return outbox.send(outbound_id, now=timezone.now())
 
 
