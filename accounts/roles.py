@@ -39,9 +39,18 @@ ROLES: tuple[Role, ...] = (
         frozenset(
             {
                 "accounts.view_user",
+                "accounts.view_meteroccupancy",
+                "accounts.view_meterclaim",
+                "accounts.view_accountdeletionrequest",
                 "devices.view_meter",
                 "devices.view_sim",
                 "devices.view_premises",
+                "readings.view_reading",
+                "billing.view_invoice",
+                "billing.view_billingaccount",
+                "billing.view_billingrun",
+                "billing.view_tariff",
+                "billing.view_tariffversion",
             }
         ),
     ),
@@ -69,16 +78,57 @@ ROLES: tuple[Role, ...] = (
             }
         ),
     ),
-    Role(BILLING, "Runs billing and issues invoices and credit notes.", frozenset()),
+    Role(
+        BILLING,
+        "Runs billing and issues invoices and credit notes.",
+        frozenset(
+            {
+                "accounts.view_user",
+                "devices.view_meter",
+                "devices.view_premises",
+                "billing.view_invoice",
+                "billing.issue_credit_note",
+                "billing.view_billingrun",
+                "billing.start_run",
+                "billing.view_billingaccount",
+                "billing.add_billingaccount",
+                "billing.change_billingaccount",
+                "billing.view_tariff",
+                "billing.add_tariff",
+                "billing.change_tariff",
+                "billing.view_tariffversion",
+                "billing.add_tariffversion",
+                "billing.change_tariffversion",
+                "billing.view_touband",
+                "billing.add_touband",
+                "billing.change_touband",
+                "billing.view_tierblock",
+                "billing.add_tierblock",
+                "billing.change_tierblock",
+            }
+        ),
+    ),
     Role(
         REVENUE_PROTECTION,
         "Works fraud cases and dispatches field engineers.",
-        frozenset({"devices.view_meter", "devices.view_sim", "devices.view_premises"}),
+        frozenset(
+            {
+                "devices.view_meter",
+                "devices.view_sim",
+                "devices.view_premises",
+                "fraud.view_case",
+                "fraud.work_case",
+                "fraud.dispatch_engineer",
+                "fraud.approve_dispatch",
+                "fraud.view_workorder",
+                "fraud.view_readingsupload",
+            }
+        ),
     ),
     Role(
         FIELD_ENGINEER,
         "Sees only their own dispatch list; no admin access.",
-        frozenset(),
+        frozenset({"fraud.field_work"}),
     ),
     Role(
         SECURITY_ADMIN,
@@ -97,6 +147,8 @@ ROLES: tuple[Role, ...] = (
                 "devices.view_keyrotation",
                 "devices.rotate_keys",
                 "devices.suspend_meter",
+                "accounts.view_accountdeletionrequest",
+                "accounts.change_accountdeletionrequest",
             }
         ),
     ),

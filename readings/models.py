@@ -53,3 +53,52 @@ class ReadingConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter_id} {self.hour}: {self.stored_wh} ≠ {self.received_wh}"
+
+
+# --- Customer API tokens and third-party consent (issue 7) ---
+
+
+class TokenKind(models.TextChoices):
+    PERSONAL = "personal", "Customer's own token"
+    CONSENT = "consent", "Third-party consent"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the readings API, stored as a SHA-256 hash (the token is 256 random
+    bits, so a plain hash is enough; it is shown once).
+
+    A consent token lets a named third party read one meter's readings from `data_from` (at most
+    13 months before the grant) until it expires or is revoked, and never outside the granting
+    customer's occupancy of the meter.
+    """
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="api_tokens")
+    kind = models.CharField(max_length=10, choices=TokenKind.choices)
+    name = models.CharField(max_length=100)  # the third party's name for consents
+    meter = models.ForeignKey(
+        "devices.Meter", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    scope = models.CharField(max_length=40, default="readings:read")
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    data_from = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "kind"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(kind="consent")
+                | (models.Q(meter__isnull=False) & models.Q(data_from__isnull=False)),
+                name="consent_token_has_meter_and_window",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} token {self.prefix} ({self.name})"
+
+    def is_valid(self, now) -> bool:
+        return self.revoked_at is None and self.expires_at > now

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# System packages the test suite needs beyond Python: Kannel for the gateway end-to-end tests.
+# System packages the test suite needs beyond Python: Kannel for the gateway end-to-end tests,
+# Chromium for the browser tests.
 # Installs them when running as root and they are missing; otherwise says what to install.
 set -euo pipefail
-packages=(kannel kannel-extras)
+packages=(kannel kannel-extras chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

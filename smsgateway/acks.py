@@ -120,6 +120,10 @@ def queue_display_code(meter: Meter, code: str, *, now: datetime) -> OutboundMes
     if key is None:
         raise ValueError(f"meter {meter} has no usable key")
     last_uplink = max(meter.keys.values_list("uplink_highest", flat=True), default=0)
+    if last_uplink == 0:
+        # The code rides on an ack, which answers a frame the meter sent: a meter never heard
+        # from (not installed yet) cannot be sent one.
+        raise ValueError(f"meter {meter} has never reported; it cannot show a code yet")
     ack = Ack(
         answers_counter=last_uplink,
         acked_through_hour=meter.acked_through_hour,

@@ -23,8 +23,13 @@ def backoff(attempts: int) -> timedelta:
 
 
 def send(outbound_id: int, *, now: datetime) -> str:
-    """Send one outbox message if it is due. Returns its status afterwards. Concurrent
-    callers (the task and the sweeper) never send it twice: the row is claimed under lock."""
+    """Send one outbox message if it is due. Returns its status afterwards.
+
+    The row is claimed first (under lock, skipping rows another sender holds) by pushing its
+    next attempt out by the backoff, and committed; the network call happens outside any
+    transaction. A sender that dies mid-send leaves the claim to expire, and the sweeper sends
+    again: at least once, and a duplicate frame is rejected by the meter's replay window.
+    """
     with transaction.atomic():
         outbound = (
             OutboundMessage.objects.select_for_update(skip_locked=True)
@@ -34,28 +39,38 @@ def send(outbound_id: int, *, now: datetime) -> str:
         if outbound is None:
             return "not due"
         outbound.attempts += 1
-        try:
-            outbound.gateway_ref = get_backend().send(
-                to=outbound.msisdn, payload=bytes(outbound.payload), reference=outbound.pk
+        outbound.next_attempt_at = now + backoff(outbound.attempts)
+        outbound.save(update_fields=["attempts", "next_attempt_at"])
+
+    try:
+        reference = get_backend().send(
+            to=outbound.msisdn, payload=bytes(outbound.payload), reference=outbound.pk
+        )
+    except SendError as exc:
+        outbound.last_error = str(exc)[:255]
+        if exc.permanent or outbound.attempts >= settings.SMS_MAX_ATTEMPTS:
+            outbound.status = OutboundStatus.FAILED
+            record(
+                "sms.send_failed",
+                actor="smsgateway",
+                target=f"outbound:{outbound.pk} to {outbound.msisdn}",
+                outcome=Outcome.FAILURE,
+                details={"error": outbound.last_error, "attempts": outbound.attempts},
             )
-        except SendError as exc:
-            outbound.last_error = str(exc)[:255]
-            if exc.permanent or outbound.attempts >= settings.SMS_MAX_ATTEMPTS:
-                outbound.status = OutboundStatus.FAILED
-                record(
-                    "sms.send_failed",
-                    actor="smsgateway",
-                    target=f"outbound:{outbound.pk} to {outbound.msisdn}",
-                    outcome=Outcome.FAILURE,
-                    details={"error": outbound.last_error, "attempts": outbound.attempts},
-                )
-            else:
-                outbound.next_attempt_at = now + backoff(outbound.attempts)
-            logger.warning("sending outbound #%s failed: %s", outbound.pk, exc)
-        else:
-            outbound.status, outbound.sent_at = OutboundStatus.SENT, now
-        outbound.save()
-        return outbound.status
+        logger.warning("sending outbound #%s failed: %s", outbound.pk, exc)
+    else:
+        outbound.gateway_ref, outbound.status, outbound.sent_at = (
+            reference,
+            OutboundStatus.SENT,
+            now,
+        )
+    OutboundMessage.objects.filter(pk=outbound.pk, status=OutboundStatus.PENDING).update(
+        status=outbound.status,
+        sent_at=outbound.sent_at,
+        gateway_ref=outbound.gateway_ref,
+        last_error=outbound.last_error,
+    )
+    return outbound.status
 
 
 def due_messages(*, now: datetime, limit: int = 1000) -> list[int]:

@@ -106,6 +106,8 @@ DATABASES = {
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded demo: concurrent webhook requests wait for the write lock instead of failing,
+    # and readers never block the writer.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -319,3 +321,189 @@ METER_SILENCE_HOURS = env.int("METER_SILENCE_HOURS", default=18)
 # Key rotation: resend an unanswered REKEY_INIT after this long, at most this often.
 REKEY_RESEND_HOURS = env.int("REKEY_RESEND_HOURS", default=12)
 REKEY_MAX_ATTEMPTS = env.int("REKEY_MAX_ATTEMPTS", default=6)
+
+
+# --- Customers: sign-up by meter number, portal, consent API (issue 7; accounts, readings) ---
+INSTALLED_APPS += [
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files (CSP: no CDN)
+]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware"),
+    "allauth.account.middleware.AccountMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware"),
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+)
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",  # the staff login (/admin/login/)
+    "allauth.account.auth_backends.AuthenticationBackend",  # customers (/accounts/login/)
+]
+ACCOUNT_ADAPTER = "accounts.adapters.CustomerAccountAdapter"
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms_customer.MeterNumberSignupForm"
+ACCOUNT_FORMS = {
+    "login": "accounts.forms_customer_auth.CustomerLoginForm",
+    "reset_password": "accounts.forms_customer_auth.CustomerResetPasswordForm",
+}
+ACCOUNT_LOGIN_METHODS = {"email"}
+# No password at sign-up: the customer sets one after confirming the e-mail and the meter code.
+ACCOUNT_SIGNUP_FIELDS = ["email*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# IC17: the same page for known and unknown addresses; the mailbox owner is told what happened.
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Meter portal] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/portal/"
+# allauth's own limits (per IP, per submitted e-mail = "key", per user); exceeding a login limit
+# is the lockout. Meter-number limits are ours (CUSTOMER_LIMITS), counted in the cache.
+ACCOUNT_RATE_LIMITS = {
+    "signup": env.str("RL_SIGNUP", default="10/h/ip"),
+    "login": env.str("RL_LOGIN", default="30/m/ip"),
+    "login_failed": env.str("RL_LOGIN_FAILED", default="10/m/ip,5/15m/key"),
+    "reset_password": env.str("RL_RESET", default="10/h/ip,3/h/key"),
+    "reset_password_from_key": "20/m/ip",
+    "confirm_email": "1/3m/key",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+# Our counters: (limit, window seconds) per submitted meter number / e-mail / user.
+CUSTOMER_LIMITS = {
+    "signup_per_meter": (env.int("RL_SIGNUP_PER_METER", default=5), 86400),
+    "signup_per_email": (env.int("RL_SIGNUP_PER_EMAIL", default=3), 3600),
+    "reset_per_meter": (env.int("RL_RESET_PER_METER", default=5), 3600),
+    "claim_per_user": (env.int("RL_CLAIM_PER_USER", default=5), 86400),
+    "claim_failures_per_user": (env.int("RL_CLAIM_FAILURES_PER_USER", default=10), 86400),
+    "login_failures_alert": (env.int("LOGIN_FAILURE_ALERT", default=5), 900),
+}
+CLAIM_CODE_DIGITS = 8
+CLAIM_CODE_TTL_MINUTES = env.int("CLAIM_CODE_TTL_MINUTES", default=30)
+CLAIM_CODE_MAX_ATTEMPTS = 5
+ANOMALY_CAPS["accounts.claim_code_sent"] = (env.int("CAP_CLAIM_CODES_PER_HOUR", default=300), 3600)
+ANOMALY_CAPS["accounts.signup_requested"] = (env.int("CAP_SIGNUPS_PER_HOUR", default=1000), 3600)
+ANOMALY_CAPS["accounts.password_reset_requested"] = (
+    env.int("CAP_RESETS_PER_HOUR", default=1000),
+    3600,
+)
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = OTP_TOTP_ISSUER
+USERSESSIONS_TRACK_ACTIVITY = False
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "api_token": env.str("API_TOKEN_RATE", default="120/min"),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Meter portal readings API",
+    "DESCRIPTION": "Hourly readings for customers and the third parties they consent to.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+# The claim code is sealed under the meter's downlink key: only workers holding the private KEK
+# (the "sms" queue) can send it, never the web front end.
+CELERY_TASK_ROUTES["accounts.send_claim_code"] = {"queue": "sms"}
+API_CONSENT_MAX_MONTHS = 13
+API_TOKEN_MAX_DAYS = 365
+
+
+# --- Revenue protection: detectors, cases, field dispatch (issue 9; fraud) ---
+# Thresholds of each detector; docs/fraud.md explains every one and why it has its default.
+FRAUD_DETECTORS = {
+    "consumption_drop": {
+        "enabled": env.bool("FRAUD_DROP_ENABLED", default=True),
+        "baseline_weeks": env.int("FRAUD_DROP_BASELINE_WEEKS", default=6),
+        "min_baseline_weeks": 4,
+        "sustained_days": env.int("FRAUD_DROP_SUSTAINED_DAYS", default=7),
+        "mad_k": env.float("FRAUD_DROP_MAD_K", default=3.0),
+        "min_drop": env.float("FRAUD_DROP_MIN_FRACTION", default=0.5),
+        "min_baseline_wh": env.int("FRAUD_DROP_MIN_BASELINE_WH", default=1500),
+        "high_drop": 0.85,
+    },
+    "zero_use": {
+        "enabled": env.bool("FRAUD_ZERO_ENABLED", default=True),
+        "days": env.int("FRAUD_ZERO_DAYS", default=3),
+        "max_wh_per_day": env.int("FRAUD_ZERO_MAX_WH_PER_DAY", default=0),
+        "history_days": 28,
+        "min_history_wh_per_day": env.int("FRAUD_ZERO_MIN_HISTORY_WH", default=500),
+    },
+    "silent": {
+        "enabled": env.bool("FRAUD_SILENT_ENABLED", default=True),
+        "hours": env.int("FRAUD_SILENT_HOURS", default=48),
+        "high_after_hours": 7 * 24,
+    },
+    "backwards": {
+        "enabled": env.bool("FRAUD_BACKWARDS_ENABLED", default=True),
+        "lookback_hours": env.int("FRAUD_BACKWARDS_LOOKBACK_HOURS", default=72),
+        "min_step_wh": env.int("FRAUD_BACKWARDS_MIN_STEP_WH", default=1),
+        "high_step_wh": 1000,
+    },
+    "auth_failures": {
+        "enabled": env.bool("FRAUD_AUTH_ENABLED", default=True),
+        "window_hours": env.int("FRAUD_AUTH_WINDOW_HOURS", default=24),
+        "burst": env.int("FRAUD_AUTH_BURST", default=5),
+        "reasons": ["auth_failed", "replay", "stale", "unknown_key"],
+    },
+    "tamper": {
+        "enabled": env.bool("FRAUD_TAMPER_ENABLED", default=True),
+        "lookback_days": env.int("FRAUD_EVENT_LOOKBACK_DAYS", default=7),
+        "kinds": ["tamper", "service_action", "store_integrity"],
+        "high_kinds": ["tamper", "store_integrity"],
+    },
+    "clock_step": {
+        "enabled": env.bool("FRAUD_CLOCK_ENABLED", default=True),
+        "lookback_days": env.int("FRAUD_EVENT_LOOKBACK_DAYS", default=7),
+        "min_seconds": env.int("FRAUD_CLOCK_STEP_SECONDS", default=300),
+        "high_seconds": 86400,
+    },
+}
+# A day counts for the daily-consumption detectors only with this many hourly readings.
+FRAUD_MIN_HOURS_PER_DAY = env.int("FRAUD_MIN_HOURS_PER_DAY", default=20)
+# S12: dispatches beyond these in 24 hours (fleet-wide / per engineer) wait for a second approver.
+ANOMALY_CAPS["fraud.dispatched"] = (env.int("CAP_DISPATCHES_PER_DAY", default=50), 86400)
+FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = env.int("CAP_DISPATCHES_PER_ENGINEER_PER_DAY", default=8)
+# An SD-card export of two years of hourly readings is about 0.4 MB.
+FRAUD_UPLOAD_MAX_BYTES = env.int("FRAUD_UPLOAD_MAX_BYTES", default=2 * 1024 * 1024)
+CELERY_BEAT_SCHEDULE["fraud-run-detectors"] = {
+    "task": "fraud.run_detectors",
+    "schedule": env.int("FRAUD_SCAN_SECONDS", default=6 * 3600),
+}
+
+# --- Billing (issue 8) ---
+BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="GBP")
+BILLING_MINOR_UNITS = env.int("BILLING_MINOR_UNITS", default=2)  # pence: amounts to 0.01
+BILLING_TIME_ZONE = env.str("BILLING_TIME_ZONE", default="Europe/London")
+# Gaps up to this many hours are interpolated linearly; longer ones follow the meter's profile.
+BILLING_LINEAR_GAP_MAX_HOURS = env.int("BILLING_LINEAR_GAP_MAX_HOURS", default=6)
+BILLING_PROFILE_DAYS = env.int("BILLING_PROFILE_DAYS", default=28)
+# How many earlier invoices with estimates are re-priced when actual reads arrive.
+BILLING_CORRECTION_LOOKBACK = env.int("BILLING_CORRECTION_LOOKBACK", default=3)
+BILLING_RUN_DELAY_DAYS = env.int("BILLING_RUN_DELAY_DAYS", default=2)
+BILLING_BATCH_SIZE = env.int("BILLING_BATCH_SIZE", default=500)
+# S11: the billing run reads readings as a read-only database role. Unset (the demo, tests):
+# it reads through `default`. `billing_ro` always exists as an alias (a test mirror of default).
+BILLING_DATABASE_URL = env.str("BILLING_DATABASE_URL", default="")
+DATABASES["billing_ro"] = (
+    env.db_url_config(BILLING_DATABASE_URL) if BILLING_DATABASE_URL else dict(DATABASES["default"])
+)
+DATABASES["billing_ro"]["TEST"] = {"MIRROR": "default"}
+BILLING_READ_DATABASE = "billing_ro" if BILLING_DATABASE_URL else "default"
+CELERY_BEAT_SCHEDULE["billing-due-runs"] = {"task": "billing.start_due_runs", "schedule": 3600}

@@ -8,5 +8,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("staff/", include("accounts.staff_urls")),
+    path("staff/", include("fraud.urls")),
     path("sms/", include("smsgateway.urls")),
+    path("", include("billing.urls")),
+    path("accounts/", include("accounts.customer_urls")),
+    path("", include("readings.urls")),
 ]

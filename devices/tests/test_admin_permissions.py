@@ -8,7 +8,13 @@ ROLE_NAMES = [role.name for role in ROLES]
 
 # URL → roles allowed to open it (everyone else gets 403).
 PAGES = {
-    "/admin/devices/meter/": {"Support", "Provisioning", "Revenue protection", "Security admin"},
+    "/admin/devices/meter/": {
+        "Support",
+        "Provisioning",
+        "Billing",
+        "Revenue protection",
+        "Security admin",
+    },
     "/admin/devices/meter/add/": {"Provisioning"},
     "/admin/devices/meter/import/": {"Provisioning"},
     "/admin/devices/meter/{meter}/bundle/": {"Provisioning"},

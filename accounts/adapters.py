@@ -1,0 +1,99 @@
+"""allauth adapter for customers: where to go after each step, staff kept out of the customer
+login, and lockouts on password guessing audited and alerted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from django.conf import settings
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.mail import mail_admins
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from audit.models import Outcome
+from audit.services import record
+
+from . import customer_limits
+
+
+def next_step_url(user) -> str:
+    """Sign-up order: confirmed e-mail → meter code → password → portal."""
+    from .models import MeterOccupancy
+
+    if not MeterOccupancy.objects.filter(user=user).exists():
+        return reverse("customer_claim")
+    if not user.has_usable_password():
+        return reverse("account_set_password")
+    return reverse("portal:home")
+
+
+class CustomerAccountAdapter(DefaultAccountAdapter):
+    def get_login_redirect_url(self, request: HttpRequest) -> str:
+        return next_step_url(request.user)
+
+    def get_signup_redirect_url(self, request: HttpRequest) -> str:
+        if request.user.is_authenticated:
+            return next_step_url(request.user)
+        return super().get_signup_redirect_url(request)
+
+    def get_email_verification_redirect_url(self, email_address) -> str:
+        if self.request.user.is_authenticated:
+            return next_step_url(self.request.user)
+        return reverse("account_login")
+
+    def get_password_change_redirect_url(self, request: HttpRequest) -> str:
+        return next_step_url(request.user)
+
+    def pre_login(self, request: HttpRequest, user, **kwargs: Any) -> HttpResponse | None:
+        if user.is_staff:
+            # Staff sign in only at the staff login, with their second factor.
+            from allauth.account.internal.stagekit import clear_login
+
+            clear_login(request)
+            record(
+                "customer.staff_login_refused",
+                actor=user,
+                target=user.get_username(),
+                outcome=Outcome.DENIED,
+            )
+            messages.error(request, "Staff accounts sign in at the staff login.")
+            return HttpResponseRedirect(reverse("admin:login"))
+        return super().pre_login(request, user, **kwargs)
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            email = str(credentials.get("email") or "")[:254].lower()
+            # One alert per address and window, not one per refused attempt.
+            if cache.add(customer_limits.key_for("lockout_alerted", email), 1, timeout=900):
+                record(
+                    "customer.login_locked",
+                    actor="anonymous",
+                    target=email,
+                    outcome=Outcome.ALERT,
+                    details={"limit": "login_failed"},
+                )
+            raise
+
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        email = str(credentials.get("email") or "")[:254].lower()
+        customer_limits.hit("login_failures_alert", email)
+        limit, _ = settings.CUSTOMER_LIMITS["login_failures_alert"]
+        if customer_limits.count("login_failures_alert", email) == limit:
+            record(
+                "customer.password_guessing",
+                actor="anonymous",
+                target=email,
+                outcome=Outcome.ALERT,
+                details={"failures": limit},
+            )
+            mail_admins(
+                "Customer password guessing",
+                f"{limit} failed customer logins for one address within 15 minutes; the address "
+                "is locked out by the login rate limit. See the audit log (login.failure).",
+            )

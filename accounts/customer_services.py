@@ -1,0 +1,293 @@
+"""Customer writes: meter claims proven by a code on the meter's display, move-in/move-out, and
+account deletion requests. Every step is audited; nothing here tells a visitor whether a meter
+exists (the claim response is the same either way, and only the meter's display shows a code).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import mail_admins, send_mail
+from django.db import transaction
+from django.utils.crypto import salted_hmac
+
+from audit.caps import CapExceeded, enforce_cap
+from audit.models import Outcome
+from audit.services import record
+from devices.models import Meter, MeterStatus
+
+from . import customer_limits
+from .models import AccountDeletionRequest, ClaimStatus, MeterClaim, MeterOccupancy, User
+
+logger = logging.getLogger(__name__)
+
+METER_NUMBER_RE = re.compile(r"^[A-Z0-9]{25}$")
+# Meters that can show a code: they hold a key and are in service.
+CLAIMABLE_STATUSES = (MeterStatus.ACTIVE, MeterStatus.PROVISIONED)
+
+
+def normalise_meter_number(raw: str) -> str | None:
+    """The sticker prints the number in groups; accept spaces and dashes, any case."""
+    value = re.sub(r"[\s-]", "", raw or "").upper()
+    return value if METER_NUMBER_RE.match(value) else None
+
+
+def _code_hash(claim_id: int, code: str) -> str:
+    return salted_hmac("accounts.meter_claim", f"{claim_id}:{code}").hexdigest()
+
+
+# ---- requesting a claim ----
+
+
+def request_claim(user: User, meter_number: str, *, now: datetime) -> MeterClaim:
+    """Record a claim and have a code sent to the meter's display, if there is such a meter.
+
+    The web request does the same work for every number: the lookup of the meter and the
+    sealing of the code happen in a task on the SMS workers (which hold the key), so the
+    response time does not depend on whether the meter exists.
+    """
+    from .tasks import send_claim_code
+
+    # Older pending claims for the same meter stop working: only the newest code counts.
+    MeterClaim.objects.filter(
+        user=user,
+        meter_number=meter_number,
+        status__in=[ClaimStatus.REQUESTED, ClaimStatus.SENT, ClaimStatus.UNDELIVERABLE],
+    ).update(status=ClaimStatus.EXPIRED)
+    claim = MeterClaim.objects.create(
+        user=user,
+        meter_number=meter_number,
+        created_at=now,
+        expires_at=now + timedelta(minutes=settings.CLAIM_CODE_TTL_MINUTES),
+    )
+    record(
+        "customer.claim_requested",
+        actor=user,
+        target=f"meter:{meter_number}",
+        details={"claim": claim.pk},
+    )
+    transaction.on_commit(lambda: send_claim_code.delay(claim_id=claim.pk))
+    return claim
+
+
+def send_claim_code(claim_id: int, *, now: datetime) -> str:
+    """Generate the code, keep its hash, and queue it to the meter's display. Idempotent: a
+    claim gets at most one code. Returns what happened (for the task log only)."""
+    with transaction.atomic():
+        claim = MeterClaim.objects.select_for_update().filter(pk=claim_id).first()
+        if claim is None or claim.status != ClaimStatus.REQUESTED:
+            return "skipped"
+        meter = (
+            Meter.objects.select_related("sim")
+            .filter(number=claim.meter_number, status__in=CLAIMABLE_STATUSES)
+            .first()
+        )
+        if meter is None or claim.expires_at <= now:
+            claim.status = ClaimStatus.UNDELIVERABLE
+            claim.save(update_fields=["status"])
+            record(
+                "customer.claim_code_not_sent",
+                actor="accounts",
+                target=f"meter:{claim.meter_number}",
+                outcome=Outcome.FAILURE,
+                details={"claim": claim.pk, "reason": "no claimable meter"},
+            )
+            return "no meter"
+        try:
+            enforce_cap("accounts.claim_code_sent", actor="accounts")
+        except CapExceeded:
+            claim.status = ClaimStatus.UNDELIVERABLE
+            claim.save(update_fields=["status"])
+            return "capped"
+        code = f"{secrets.randbelow(10**settings.CLAIM_CODE_DIGITS):0{settings.CLAIM_CODE_DIGITS}d}"
+        from smsgateway.acks import queue_display_code
+
+        try:
+            queue_display_code(meter, code, now=now)
+        except ValueError:
+            logger.warning("claim %s: meter %s has no usable key", claim.pk, meter.number)
+            claim.status = ClaimStatus.UNDELIVERABLE
+            claim.save(update_fields=["status"])
+            return "no key"
+        claim.meter = meter
+        claim.code_hash = _code_hash(claim.pk, code)
+        claim.status = ClaimStatus.SENT
+        claim.expires_at = now + timedelta(minutes=settings.CLAIM_CODE_TTL_MINUTES)
+        claim.save(update_fields=["meter", "code_hash", "status", "expires_at"])
+        record(
+            "accounts.claim_code_sent",
+            actor="accounts",
+            target=f"meter:{meter.number}",
+            details={"claim": claim.pk, "user": claim.user_id},
+        )
+        return "sent"
+
+
+# ---- proving a claim ----
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    ok: bool
+    occupancy: MeterOccupancy | None = None
+    locked: bool = False
+
+
+def claims_locked(user: User) -> bool:
+    return customer_limits.reached("claim_failures_per_user", str(user.pk))
+
+
+def verify_claim(user: User, meter_number: str, code: str, *, now: datetime) -> ClaimResult:
+    """Check the code typed by the customer against their newest pending claim for the meter.
+
+    A wrong, expired or never-sent code gives the same answer. A claim allows few attempts; many
+    failures across claims lock the account out of claiming for a day and alert security.
+    """
+    if claims_locked(user):
+        record(
+            "customer.claim_denied",
+            actor=user,
+            target=f"meter:{meter_number}",
+            outcome=Outcome.DENIED,
+            details={"reason": "locked"},
+        )
+        return ClaimResult(ok=False, locked=True)
+    with transaction.atomic():
+        claim = (
+            MeterClaim.objects.select_for_update()
+            .filter(user=user, meter_number=meter_number)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        live = (
+            claim is not None
+            and claim.status in (ClaimStatus.SENT, ClaimStatus.UNDELIVERABLE)
+            and claim.expires_at > now
+        )
+        expected = claim.code_hash if live and claim.status == ClaimStatus.SENT else ""
+        given = _code_hash(claim.pk if claim else 0, (code or "").strip())
+        # Compare even when nothing is expected, so the work done does not depend on the meter.
+        matches = hmac.compare_digest(expected or "0" * 64, given) and bool(expected)
+        if matches:
+            claim.status = ClaimStatus.SUCCEEDED
+            claim.completed_at = now
+            claim.save(update_fields=["status", "completed_at"])
+            occupancy = _move_in(user, claim.meter, now=now)
+            record(
+                "customer.meter_claimed",
+                actor=user,
+                target=f"meter:{meter_number}",
+                details={"claim": claim.pk, "occupancy": occupancy.pk},
+            )
+            return ClaimResult(ok=True, occupancy=occupancy)
+        if claim is not None and live:
+            claim.attempts += 1
+            if claim.attempts >= settings.CLAIM_CODE_MAX_ATTEMPTS:
+                claim.status = ClaimStatus.FAILED
+            claim.save(update_fields=["attempts", "status"])
+    record(
+        "customer.claim_failed",
+        actor=user,
+        target=f"meter:{meter_number}",
+        outcome=Outcome.FAILURE,
+        details={"claim": claim.pk if claim else None},
+    )
+    customer_limits.hit("claim_failures_per_user", str(user.pk))
+    if claims_locked(user):
+        _alert_claim_guessing(user, meter_number)
+        return ClaimResult(ok=False, locked=True)
+    return ClaimResult(ok=False)
+
+
+def _alert_claim_guessing(user: User, meter_number: str) -> None:
+    record(
+        "customer.claim_lockout",
+        actor=user,
+        target=f"meter:{meter_number}",
+        outcome=Outcome.ALERT,
+        details={"limit": settings.CUSTOMER_LIMITS["claim_failures_per_user"][0]},
+    )
+    mail_admins(
+        "Meter claim codes being guessed",
+        f"Account {user.pk} reached the limit of wrong meter codes and is locked out of claiming "
+        "meters for a day. Check the audit log (customer.claim_failed).",
+    )
+
+
+def _move_in(user: User, meter: Meter, *, now: datetime) -> MeterOccupancy:
+    """Start the claimant's occupancy; end anyone else's open occupancy at this moment."""
+    Meter.objects.select_for_update().filter(pk=meter.pk).first()  # serialises claims per meter
+    current = MeterOccupancy.objects.filter(meter=meter, end__isnull=True).first()
+    if current is not None and current.user_id == user.pk:
+        return current
+    if current is not None:
+        current.end = now
+        current.ended_reason = "claimed by new occupant"
+        current.save(update_fields=["end", "ended_reason"])
+        record(
+            "customer.moved_out",
+            actor=user,
+            target=f"meter:{meter.number}",
+            details={"previous_user": current.user_id, "occupancy": current.pk},
+        )
+        previous = current.user
+        transaction.on_commit(lambda: _tell_previous_occupant(previous, meter.number))
+    return MeterOccupancy.objects.create(user=user, meter=meter, start=now)
+
+
+def _tell_previous_occupant(user: User, meter_number: str) -> None:
+    send_mail(
+        f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Meter {meter_number[-6:]} was claimed",
+        "Someone at the premises proved access to meter ending "
+        f"{meter_number[-6:]} with the code on its display. You can still see the readings "
+        "from your time there, but no newer ones. If you still live there, claim the meter "
+        "again from your account page and contact us.",
+        None,
+        [user.email],
+    )
+
+
+# ---- account deletion ----
+
+
+def request_account_deletion(user: User, *, reason: str, now: datetime) -> AccountDeletionRequest:
+    existing = AccountDeletionRequest.objects.filter(user=user, processed_at__isnull=True).first()
+    if existing is not None:
+        return existing
+    request = AccountDeletionRequest.objects.create(
+        user=user, email=user.email, reason=reason[:2000], requested_at=now
+    )
+    record("customer.deletion_requested", actor=user, target=user.email, details={"id": request.pk})
+    return request
+
+
+@transaction.atomic
+def process_deletion_request(
+    request: AccountDeletionRequest, *, by: User | str, now: datetime
+) -> None:
+    """Staff: close the account. Readings stay (they belong to the meter and billing), the
+    occupancies end, tokens are revoked, and the login is disabled."""
+    from readings.models import ApiToken
+
+    user = request.user
+    if user is not None:
+        MeterOccupancy.objects.filter(user=user, end__isnull=True).update(
+            end=now, ended_reason="account deleted"
+        )
+        ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=now)
+        user.is_active = False
+        user.set_unusable_password()
+        user.save(update_fields=["is_active", "password"])
+    request.processed_at = now
+    request.processed_by = by.get_username() if isinstance(by, User) else str(by)
+    request.outcome = "account closed"
+    request.save(update_fields=["processed_at", "processed_by", "outcome"])
+    record(
+        "customer.deletion_processed", actor=by, target=request.email, details={"id": request.pk}
+    )

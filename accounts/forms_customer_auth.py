@@ -1,0 +1,67 @@
+"""allauth form overrides: login always by password, reset by e-mail and meter number (kept apart
+from forms_customer: allauth imports the sign-up form class while its own forms load)."""
+
+from __future__ import annotations
+
+from allauth.account.adapter import get_adapter
+from allauth.account.forms import LoginForm, ResetPasswordForm
+from allauth.account.internal.flows.password_reset import request_password_reset
+from django import forms
+
+from audit.caps import CapExceeded, enforce_cap
+from audit.services import record
+
+from . import customer_limits
+from .forms_customer import PAUSED, TOO_MANY, MeterNumberField
+
+
+class CustomerLoginForm(LoginForm):
+    """E-mail and password. (Sign-up asks for no password, the customer sets it after the meter
+    code, so allauth would otherwise offer a password-less login by e-mailed code.)"""
+
+    def _setup_password_field(self) -> None:
+        return None
+
+
+class CustomerResetPasswordForm(ResetPasswordForm):
+    """Reset needs the e-mail and a meter number of the account. The mailbox is told what
+    happened in every case; the page is the same in every case."""
+
+    meter_number = MeterNumberField()
+
+    def clean(self):
+        cleaned = super().clean()
+        number = cleaned.get("meter_number")
+        if number and customer_limits.hit("reset_per_meter", number):
+            raise forms.ValidationError(TOO_MANY)
+        if number:
+            try:
+                enforce_cap("accounts.password_reset_requested", actor="anonymous")
+            except CapExceeded:
+                raise forms.ValidationError(PAUSED) from None
+        return cleaned
+
+    def save(self, request, **kwargs) -> str:
+        from .models import MeterClaim, MeterOccupancy
+
+        email, number = self.cleaned_data["email"], self.cleaned_data["meter_number"]
+        users = list(self.users)
+        matching = [
+            user
+            for user in users
+            if MeterOccupancy.objects.filter(user=user, meter__number=number).exists()
+            or MeterClaim.objects.filter(user=user, meter_number=number).exists()
+        ]
+        record(
+            "accounts.password_reset_requested",
+            actor="anonymous",
+            target=email,
+            details={"meter_matched": bool(matching)},
+        )
+        if users and not matching:
+            get_adapter().send_mail(
+                "account/email/password_reset_meter_mismatch", email, {"request": request}
+            )
+        else:
+            request_password_reset(request, email, matching, kwargs.get("token_generator"))
+        return email

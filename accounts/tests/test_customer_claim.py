@@ -1,0 +1,150 @@
+"""Proof of presence: the code on the meter's display, its limits, and move-in/move-out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from accounts.customer_services import request_claim, verify_claim
+from accounts.customer_testing import clear_customer_limits, display_code, heard_from, make_customer
+from accounts.models import ClaimStatus, MeterClaim, MeterOccupancy
+from audit.models import AuditEvent, Outcome
+from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
+from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
+
+UNKNOWN_METER = "ZZZZZZZZZZZZZZZZZZZZZZZZ9"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits():
+    clear_customer_limits()
+    yield
+    clear_customer_limits()
+
+
+@pytest.fixture
+def reachable(test_meter, post_sms):  # noqa: F811
+    meter = test_meter()
+    heard_from(meter, post_sms)
+    return meter
+
+
+def claim_with_code(user, meter, *, now=None):
+    now = now or timezone.now()
+    request_claim(user, meter.meter.number, now=now)
+    return display_code(meter)
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**8:08d}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_right_code_links_the_meter_wrong_code_does_not(reachable):
+    user = make_customer("a@example.com")
+    code = claim_with_code(user, reachable)
+    assert not verify_claim(user, reachable.meter.number, wrong(code), now=timezone.now()).ok
+    assert not MeterOccupancy.objects.exists()
+    result = verify_claim(user, reachable.meter.number, code, now=timezone.now())
+    assert result.ok and result.occupancy.user == user and result.occupancy.end is None
+    # A used code cannot be used again.
+    assert not verify_claim(user, reachable.meter.number, code, now=timezone.now()).ok
+    assert AuditEvent.objects.filter(action="customer.meter_claimed").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sticker_number_and_someone_elses_code_do_not_open_a_meter(reachable):
+    owner, intruder = make_customer("o@example.com"), make_customer("i@example.com")
+    code = claim_with_code(owner, reachable)
+    request_claim(intruder, reachable.meter.number, now=timezone.now())
+    assert not verify_claim(intruder, reachable.meter.number, code, now=timezone.now()).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_code_expires(reachable, settings):
+    user = make_customer("a@example.com")
+    code = claim_with_code(user, reachable)
+    later = timezone.now() + timedelta(minutes=settings.CLAIM_CODE_TTL_MINUTES + 1)
+    assert not verify_claim(user, reachable.meter.number, code, now=later).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_few_attempts_per_code(reachable, settings):
+    user = make_customer("a@example.com")
+    code = claim_with_code(user, reachable)
+    for _ in range(settings.CLAIM_CODE_MAX_ATTEMPTS):
+        assert not verify_claim(user, reachable.meter.number, wrong(code), now=timezone.now()).ok
+    assert MeterClaim.objects.get(user=user).status == ClaimStatus.FAILED
+    assert not verify_claim(user, reachable.meter.number, code, now=timezone.now()).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_guessing_locks_claims_and_alerts(reachable, settings):
+    settings.CUSTOMER_LIMITS = {**settings.CUSTOMER_LIMITS, "claim_failures_per_user": (3, 86400)}
+    settings.ADMINS = [("Security", "security@example.com")]
+    user = make_customer("a@example.com")
+    code = claim_with_code(user, reachable)
+    results = [
+        verify_claim(user, reachable.meter.number, wrong(code), now=timezone.now())
+        for _ in range(3)
+    ]
+    assert [r.locked for r in results] == [False, False, True]
+    assert AuditEvent.objects.filter(
+        action="customer.claim_lockout", outcome=Outcome.ALERT
+    ).exists()
+    assert any("guessed" in m.subject for m in mail.outbox)
+    # Locked out: even the right code is refused now.
+    assert verify_claim(user, reachable.meter.number, code, now=timezone.now()).locked
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unknown_meter_claim_looks_the_same_and_never_succeeds(client):
+    user = make_customer("a@example.com")
+    client.force_login(user)
+    response = client.post(
+        "/accounts/claim/", {"action": "request", "request-meter_number": UNKNOWN_METER}
+    )
+    assert response.status_code == 302
+    messages = [str(m) for m in client.get("/accounts/claim/").context["messages"]]
+    assert any("If ZZZZ" in m for m in messages)
+    claim = MeterClaim.objects.get(user=user)
+    assert claim.status == ClaimStatus.UNDELIVERABLE and claim.code_hash == ""
+    response = client.post(
+        "/accounts/claim/",
+        {"action": "verify", "code-meter_number": UNKNOWN_METER, "code-code": "12345678"},
+    )
+    assert response.status_code == 200 and b"not right or has expired" in response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_requests_are_rate_limited_per_account(client, settings):
+    settings.CUSTOMER_LIMITS = {**settings.CUSTOMER_LIMITS, "claim_per_user": (2, 86400)}
+    client.force_login(make_customer("a@example.com"))
+    statuses = [
+        client.post(
+            "/accounts/claim/", {"action": "request", "request-meter_number": UNKNOWN_METER}
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [302, 302, 200]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_move_in_ends_the_previous_occupants_access(reachable):
+    old, new = make_customer("old@example.com"), make_customer("new@example.com")
+    t0 = timezone.now()
+    code = claim_with_code(old, reachable, now=t0)
+    first = verify_claim(old, reachable.meter.number, code, now=t0).occupancy
+
+    t1 = t0 + timedelta(minutes=5)
+    code = claim_with_code(new, reachable, now=t1)
+    second = verify_claim(new, reachable.meter.number, code, now=t1).occupancy
+
+    first.refresh_from_db()
+    assert first.end == t1 and second.start == t1 and second.end is None
+    assert MeterOccupancy.objects.filter(meter=reachable.meter, end__isnull=True).count() == 1
+    assert AuditEvent.objects.filter(action="customer.moved_out").exists()
+    assert any(m.to == ["old@example.com"] and "claimed" in m.subject for m in mail.outbox)

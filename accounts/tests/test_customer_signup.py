@@ -1,0 +1,194 @@
+"""Customer sign-up, e-mail confirmation, meter claim, password, login and reset (flow 4, S10)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from accounts.customer_testing import (
+    CUSTOMER_PASSWORD,
+    clear_customer_limits,
+    display_code,
+    heard_from,
+    links_in_mail,
+    make_customer,
+)
+from accounts.models import ClaimStatus, MeterClaim, MeterOccupancy, User
+from audit.models import AuditEvent, Outcome
+from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
+from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
+
+UNKNOWN_METER = "ZZZZZZZZZZZZZZZZZZZZZZZZ9"
+TOKEN_RE = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits():
+    clear_customer_limits()
+    yield
+    clear_customer_limits()
+
+
+def signup(client, email: str, number: str):
+    return client.post("/accounts/signup/", {"email": email, "meter_number": number})
+
+
+def normalised(response) -> bytes:
+    return TOKEN_RE.sub("", response.content.decode()).encode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_full_signup_claim_password_login(client, test_meter, post_sms):  # noqa: F811
+    meter = test_meter()
+    heard_from(meter, post_sms)
+    response = signup(client, "new@example.com", meter.meter.number.lower())
+    assert response.status_code == 302 and response.url == "/accounts/confirm-email/"
+    claim = MeterClaim.objects.get(user__email="new@example.com")
+    assert claim.status == ClaimStatus.SENT and claim.meter == meter.meter
+    code = display_code(meter)
+    assert code and len(code) == 8
+    assert code not in claim.code_hash  # only a keyed hash is stored
+
+    (link,) = [x for x in links_in_mail("new@example.com") if "confirm-email" in x]
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    assert client.get("/" + path).status_code == 200
+    response = client.post("/" + path)
+    assert response.status_code == 302 and response.url == "/accounts/claim/"
+
+    response = client.post(
+        "/accounts/claim/",
+        {"action": "verify", "code-meter_number": meter.meter.number, "code-code": code},
+    )
+    assert response.status_code == 302 and response.url == "/accounts/password/set/"
+    assert MeterOccupancy.objects.filter(user__email="new@example.com", end=None).count() == 1
+
+    response = client.post(
+        "/accounts/password/set/", {"password1": CUSTOMER_PASSWORD, "password2": CUSTOMER_PASSWORD}
+    )
+    assert response.status_code == 302
+    assert User.objects.get(email="new@example.com").password.startswith("argon2")
+    client.logout()
+
+    response = client.post(
+        "/accounts/login/", {"login": "new@example.com", "password": CUSTOMER_PASSWORD}
+    )
+    assert response.status_code == 302 and response.url == "/portal/"
+    response = client.get("/portal/", follow=True)
+    assert meter.meter.number.encode() in response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signup_does_not_reveal_email_or_meter(client, test_meter, post_sms):  # noqa: F811
+    meter = test_meter()
+    heard_from(meter, post_sms)
+    make_customer("taken@example.com")
+    emails = ["taken@example.com", "fresh1@example.com", "fresh2@example.com"]
+    numbers = [meter.meter.number, meter.meter.number, UNKNOWN_METER]
+    clients = [Client() for _ in emails]
+    responses = [signup(c, e, n) for c, e, n in zip(clients, emails, numbers, strict=True)]
+    assert {(r.status_code, r.get("Location")) for r in responses} == {
+        (302, "/accounts/confirm-email/")
+    }
+    pages = [c.get(r.url) for c, r in zip(clients, responses, strict=True)]
+    # The page each visitor then sees differs only by the address they typed.
+    assert (
+        len({normalised(p).replace(e.encode(), b"") for p, e in zip(pages, emails, strict=True)})
+        == 1
+    )
+    # Every mailbox hears what happened, one message each.
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "fresh1@example.com",
+        "fresh2@example.com",
+        "taken@example.com",
+    ]
+    taken = next(m for m in mail.outbox if m.to == ["taken@example.com"])
+    assert "already" in taken.body.lower()
+    # The unknown meter got a claim like the others, but no code went anywhere.
+    assert MeterClaim.objects.get(meter_number=UNKNOWN_METER).status == ClaimStatus.UNDELIVERABLE
+
+
+@pytest.mark.django_db
+def test_bad_meter_number_format_is_rejected_whatever_the_email(client):
+    for email in ("x@example.com", "y@example.com"):
+        response = signup(client, email, "12-34")
+        assert response.status_code == 200
+        assert b"25 letters and digits" in response.content
+    assert not MeterClaim.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signup_rate_limited_per_meter_number(client, settings):
+    settings.CUSTOMER_LIMITS = {**settings.CUSTOMER_LIMITS, "signup_per_meter": (2, 3600)}
+    statuses = [signup(client, f"p{i}@example.com", UNKNOWN_METER).status_code for i in range(3)]
+    assert statuses == [302, 302, 200]
+    assert AuditEvent.objects.filter(action="customer.signup_limited").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reset_needs_a_meter_of_the_account_and_never_tells(client, test_meter):  # noqa: F811
+    meter = test_meter()
+    make_customer("owner@example.com", meter.meter)
+    make_customer("other@example.com")
+    cases = [
+        ("owner@example.com", meter.meter.number),  # right pair: a link
+        ("other@example.com", meter.meter.number),  # account without that meter: no link
+        ("nobody@example.com", meter.meter.number),  # no account: "unknown account" mail
+    ]
+    responses = [
+        client.post("/accounts/password/reset/", {"email": e, "meter_number": n}) for e, n in cases
+    ]
+    assert {(r.status_code, r.get("Location")) for r in responses} == {
+        (302, "/accounts/password/reset/done/")
+    }
+    by_to = {m.to[0]: m for m in mail.outbox}
+    assert set(by_to) == {"owner@example.com", "other@example.com", "nobody@example.com"}
+    assert "/accounts/password/reset/key/" in by_to["owner@example.com"].body
+    assert "/accounts/password/reset/key/" not in by_to["other@example.com"].body
+    assert "not one of the meters" in by_to["other@example.com"].body
+    assert "/accounts/password/reset/key/" not in by_to["nobody@example.com"].body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_login_lockout_after_failures_is_audited(client, settings):
+    make_customer("victim@example.com")
+    for _ in range(5):
+        response = client.post(
+            "/accounts/login/", {"login": "victim@example.com", "password": "wrong password 1"}
+        )
+        assert response.status_code == 200
+    assert AuditEvent.objects.filter(
+        action="customer.password_guessing", outcome=Outcome.ALERT
+    ).exists()
+    # Locked: even the right password is refused now, with the same page for unknown addresses.
+    locked = client.post(
+        "/accounts/login/", {"login": "victim@example.com", "password": CUSTOMER_PASSWORD}
+    )
+    assert locked.status_code == 200 and b"Too many failed login attempts" in locked.content
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="customer.login_locked").exists()
+
+
+@pytest.mark.django_db
+def test_login_failure_same_for_unknown_and_known_address(client):
+    make_customer("known@example.com")
+    a = client.post("/accounts/login/", {"login": "known@example.com", "password": "nope nope 1"})
+    b = client.post("/accounts/login/", {"login": "unknown@example.com", "password": "nope nope 1"})
+    assert a.status_code == b.status_code == 200
+    strip = lambda r: normalised(r).replace(b"known@example.com", b"").replace(b"un", b"")  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+@pytest.mark.django_db
+def test_staff_cannot_use_the_customer_login(client, make_staff):
+    from accounts.testing import STAFF_PASSWORD
+
+    user, _ = make_staff("support@example.com", roles=["Support"])
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    response = client.post("/accounts/login/", {"login": user.email, "password": STAFF_PASSWORD})
+    assert response.status_code == 302 and response.url.startswith("/admin/login/")
+    assert "_auth_user_id" not in client.session

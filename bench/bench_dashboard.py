@@ -1,0 +1,175 @@
+"""Customer dashboard benchmark: one meter with two years of hourly readings among many meters,
+the dashboard page and its three chart endpoints requested N times; p50/p95/max per URL.
+
+    .venv/bin/python bench/bench_dashboard.py                  # 200 meters, 2 years, 200 rounds
+    .venv/bin/python bench/bench_dashboard.py --meters 500 --rounds 300
+
+Needs PostgreSQL on localhost: a scratch database `bench_dashboard` is created, filled and
+dropped at the end (--keep leaves it). Requests go through the Django test client in this
+process (full middleware stack, sessions, templates, the SQL of the charts), not over a socket.
+Target (brief §6): p95 under 100 ms with two years of hourly data for the meter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "bench_dashboard"
+HOURS = 2 * 365 * 24  # 17,520
+
+
+def configure() -> None:
+    os.environ.update(
+        {
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "AUDIT_KEY": secrets.token_urlsafe(48),
+            "SMS_GATEWAY_SECRET": secrets.token_urlsafe(24),
+            "SECURE_SSL_REDIRECT": "false",
+            "ALLOWED_HOSTS": "testserver",
+            "LOG_LEVEL": "WARNING",
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
+            "STATIC_ROOT": os.path.join(tempfile.gettempdir(), "bench_dashboard_static"),
+        }
+    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "utility.settings")
+
+
+def recreate_database(drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        if not drop_only:
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def fill(meters: int) -> tuple[str, object]:
+    """`meters` meters with two years of hourly data each would be 3.5 M rows; the others get a
+    month (what matters is that the table and its partitions are not the meter's alone)."""
+    from django.db import connection
+
+    from accounts.customer_testing import make_customer
+    from devices.models import Meter
+
+    now_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    objs = Meter.objects.bulk_create([Meter(number=f"BENCHMETER{n:015d}") for n in range(meters)])
+    target = objs[0]
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        # The meter under test: 17,520 hours with a few gaps; the others: the last 31 days.
+        cursor.execute(
+            """
+            INSERT INTO readings_reading (meter_id, hour, wh, source, received_at)
+            SELECT %(m)s, h, 5000000 + (extract(epoch FROM h - %(start)s) / 3600)::bigint * 420,
+                   1, h + interval '6 hours'
+              FROM generate_series(%(start)s, %(end)s, interval '1 hour') AS h
+             WHERE extract(doy FROM h)::int %% 97 <> 0 OR extract(hour FROM h)::int > 5
+            """,
+            {"m": target.pk, "start": now_hour - timedelta(hours=HOURS - 1), "end": now_hour},
+        )
+        cursor.execute(
+            """
+            INSERT INTO readings_reading (meter_id, hour, wh, source, received_at)
+            SELECT m.id, h, 1000 * m.id + (extract(epoch FROM h - %(start)s) / 3600)::bigint * 300,
+                   1, h + interval '6 hours'
+              FROM devices_meter m,
+                   generate_series(%(start)s, %(end)s, interval '1 hour') AS h
+             WHERE m.id <> %(m)s
+            """,
+            {"m": target.pk, "start": now_hour - timedelta(days=31), "end": now_hour},
+        )
+        cursor.execute("ANALYZE readings_reading")
+        cursor.execute("SELECT count(*) FROM readings_reading WHERE meter_id = %s", [target.pk])
+        (own_rows,) = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM readings_reading")
+        (all_rows,) = cursor.fetchone()
+    print(
+        f"filled {all_rows:,} readings ({own_rows:,} for the meter under test) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    user = make_customer("bench@example.com", target, start=now_hour - timedelta(days=800))
+    return target.number, user
+
+
+def run(rounds: int, number: str, user) -> dict[str, list[float]]:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    urls = {
+        "dashboard page": f"/portal/meters/{number}/",
+        "hourly JSON (48 h)": f"/portal/meters/{number}/usage.json?resolution=hour",
+        "daily JSON (60 d)": f"/portal/meters/{number}/usage.json?resolution=day",
+        "monthly JSON (24 mo)": f"/portal/meters/{number}/usage.json?resolution=month",
+    }
+    for url in urls.values():  # warm-up: connections, template cache
+        assert client.get(url).status_code == 200, url
+    timings: dict[str, list[float]] = {name: [] for name in urls}
+    timings["page + 3 JSON (one view)"] = []
+    for _ in range(rounds):
+        total = 0.0
+        for name, url in urls.items():
+            start = time.perf_counter()
+            response = client.get(url)
+            elapsed = (time.perf_counter() - start) * 1000
+            assert response.status_code == 200
+            timings[name].append(elapsed)
+            total += elapsed
+        timings["page + 3 JSON (one view)"].append(total)
+    return timings
+
+
+def report(timings: dict[str, list[float]]) -> None:
+    print("\n| request | n | p50 | p95 | max |\n|---|---:|---:|---:|---:|")
+    for name, values in timings.items():
+        values = sorted(values)
+        p95 = values[int(0.95 * (len(values) - 1))]
+        print(
+            f"| {name} | {len(values)} | {statistics.median(values):.1f} ms | {p95:.1f} ms "
+            f"| {values[-1]:.1f} ms |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--meters", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+
+    configure()
+    recreate_database()
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        call_command("collectstatic", "--noinput", verbosity=0)  # hashed names, as deployed
+        number, user = fill(args.meters)
+        report(run(args.rounds, number, user))
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            recreate_database(drop_only=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Pricing consumption with a tariff: pure functions over Decimals, no database access.
+
+Rounding (documented in docs/billing.md): quantities to whole Wh (0.001 kWh), each line's amount
+to the currency's minor unit with ROUND_HALF_EVEN, tax per tax rate on the sum of the rounded
+lines, again ROUND_HALF_EVEN.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.conf import settings
+
+from .consumption import Usage
+from .models import LineKind, TariffKind, TariffVersion
+
+KWH = Decimal("0.001")
+
+
+class BillingError(Exception):
+    """The account cannot be billed as configured (no tariff for a day, an hour in no band)."""
+
+
+def money(value: Decimal) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-settings.BILLING_MINOR_UNITS), ROUND_HALF_EVEN)
+
+
+def kwh(wh: Decimal) -> Decimal:
+    return (wh / 1000).quantize(KWH, ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class Segment:
+    version: TariffVersion
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str
+    description: str
+    key: str
+    segment_start: date
+    segment_end: date
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+    tax_rate: Decimal
+    band: str = ""
+    estimated: bool = False
+    corrects_id: int | None = None
+
+
+def segments(versions: list[TariffVersion], start: date, end: date) -> list[Segment]:
+    """The tariff versions in force over [start, end), clipped; every day must be covered."""
+    result, cursor = [], start
+    for version in sorted(versions, key=lambda v: v.valid_from):
+        seg_start = max(start, version.valid_from)
+        seg_end = min(end, version.valid_to or end)
+        if seg_start < seg_end:
+            if seg_start != cursor:
+                raise BillingError(f"no tariff version covers {cursor} - {seg_start}")
+            result.append(Segment(version, seg_start, seg_end))
+            cursor = seg_end
+    if cursor != end:
+        raise BillingError(f"no tariff version covers {cursor} - {end}")
+    return result
+
+
+def _line(
+    segment: Segment,
+    kind: str,
+    description: str,
+    key: str,
+    quantity: Decimal,
+    unit: str,
+    price: Decimal,
+    **extra,
+) -> Line:
+    return Line(
+        kind=kind,
+        description=description,
+        key=key,
+        segment_start=segment.start,
+        segment_end=segment.end,
+        quantity=quantity,
+        unit=unit,
+        unit_price=price,
+        amount=money(quantity * price),
+        tax_rate=segment.version.tax_rate,
+        **extra,
+    )
+
+
+def energy_lines(
+    segs: list[Segment], usage: dict[tuple[int | None, str | None], Usage], period_days: int
+) -> list[Line]:
+    """One line per version and band (time of use), per tier (tiered) or per version (flat)."""
+    by_version: dict[int | None, dict[str | None, Usage]] = defaultdict(dict)
+    for (version_id, band), item in usage.items():
+        by_version[version_id][band] = item
+    known = {s.version.pk for s in segs}
+    for version_id, bands in by_version.items():
+        if version_id not in known and any(u.wh for u in bands.values()):
+            raise BillingError("consumption on a day with no tariff version")
+    lines: list[Line] = []
+    for seg in segs:
+        version, bands = seg.version, by_version.get(seg.version.pk, {})
+        total = Usage()
+        for item in bands.values():
+            total.add(item)
+        vid = version.pk
+        if version.kind == TariffKind.TOU:
+            if None in bands and bands[None].wh:
+                raise BillingError(f"tariff version {vid}: an hour falls in no time-of-use band")
+            prices = {b.name: b.unit_price for b in version.bands.all()}
+            for name in sorted(prices):
+                item = bands.get(name)
+                if item is None:
+                    continue
+                lines.append(
+                    _line(
+                        seg,
+                        LineKind.ENERGY,
+                        f"Energy, {name}",
+                        f"v{vid}:band:{name}",
+                        kwh(item.wh),
+                        "kWh",
+                        prices[name],
+                        band=name,
+                        estimated=item.estimated,
+                    )
+                )
+        elif version.kind == TariffKind.TIERED:
+            quantity = kwh(total.wh)
+            # Thresholds are per full billing period; a part period gets them pro rata.
+            scale = Decimal(seg.days) / Decimal(period_days)
+            lower = Decimal(0)
+            for tier in version.tiers.all():
+                upper = None if tier.up_to_kwh is None else (tier.up_to_kwh * scale).quantize(KWH)
+                part = quantity - lower if upper is None else min(quantity, upper) - lower
+                part = max(part, Decimal(0))
+                if part or tier.position == 1:
+                    label = f"up to {upper} kWh" if upper is not None else "above"
+                    lines.append(
+                        _line(
+                            seg,
+                            LineKind.ENERGY,
+                            f"Energy, tier {tier.position} ({label})",
+                            f"v{vid}:tier:{tier.position}",
+                            part,
+                            "kWh",
+                            tier.unit_price,
+                            band=f"tier {tier.position}",
+                            estimated=total.estimated,
+                        )
+                    )
+                if upper is None:
+                    break
+                lower = upper
+        else:
+            if version.unit_price is None:
+                raise BillingError(f"tariff version {vid} has no unit price")
+            lines.append(
+                _line(
+                    seg,
+                    LineKind.ENERGY,
+                    "Energy",
+                    f"v{vid}:flat",
+                    kwh(total.wh),
+                    "kWh",
+                    version.unit_price,
+                    estimated=total.estimated,
+                )
+            )
+    return lines
+
+
+def standing_lines(segs: list[Segment]) -> list[Line]:
+    return [
+        _line(
+            seg,
+            LineKind.STANDING,
+            "Standing charge",
+            f"v{seg.version.pk}:standing",
+            Decimal(seg.days),
+            "day",
+            seg.version.standing_charge_per_day,
+        )
+        for seg in segs
+        if seg.version.standing_charge_per_day
+    ]
+
+
+def correction_lines(
+    billed: list[Line], recomputed: list[Line], corrects_id: int, label: str
+) -> list[Line]:
+    """Lines that bring what was billed for an earlier period to the recomputed figures."""
+    have: dict[str, tuple[Decimal, Decimal]] = defaultdict(lambda: (Decimal(0), Decimal(0)))
+    for line in billed:
+        qty, amount = have[line.key]
+        have[line.key] = (qty + line.quantity, amount + line.amount)
+    result = []
+    seen = set()
+    for line in recomputed:
+        seen.add(line.key)
+        qty, amount = have.get(line.key, (Decimal(0), Decimal(0)))
+        if line.quantity != qty or line.amount != amount:
+            result.append(
+                replace(
+                    line,
+                    kind=LineKind.ADJUSTMENT,
+                    description=f"Correction of estimate ({label}): {line.description}",
+                    quantity=line.quantity - qty,
+                    amount=line.amount - amount,
+                    corrects_id=corrects_id,
+                )
+            )
+    for line in billed:
+        if line.key not in seen and have[line.key] != (Decimal(0), Decimal(0)):
+            qty, amount = have.pop(line.key)
+            result.append(
+                replace(
+                    line,
+                    kind=LineKind.ADJUSTMENT,
+                    description=f"Correction of estimate ({label}): {line.description}",
+                    quantity=-qty,
+                    amount=-amount,
+                    estimated=False,
+                    corrects_id=corrects_id,
+                )
+            )
+    return result
+
+
+def totals(lines: list[Line]) -> tuple[Decimal, Decimal, Decimal]:
+    """(subtotal, tax, total): tax per rate on the sum of that rate's rounded lines."""
+    subtotal = sum((line.amount for line in lines), Decimal(0))
+    by_rate: dict[Decimal, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        by_rate[line.tax_rate] += line.amount
+    tax = sum((money(amount * rate) for rate, amount in by_rate.items()), Decimal(0))
+    return money(subtotal), money(tax), money(subtotal + tax)

@@ -1,0 +1,552 @@
+"""Billing runs, invoices and credit notes: every write of the billing app is here."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import count
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.models import Outcome
+from audit.services import record
+from devices.models import Meter, MeterReplacement
+
+from . import rating
+from .consumption import Window, WindowUsage, combined_usage, read_alias, window_usage
+from .models import (
+    BillingAccount,
+    BillingRun,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    LineKind,
+    MeterRead,
+    RunStatus,
+    TariffVersion,
+)
+
+logger = logging.getLogger(__name__)
+BillingError = rating.BillingError
+
+
+# --- periods -------------------------------------------------------------------------------
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, day.day)
+
+
+def local_midnight(day: date) -> datetime:
+    """Start of a local day (BILLING_TIME_ZONE) as a UTC instant."""
+    zone = ZoneInfo(settings.BILLING_TIME_ZONE)
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def hour_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: datetime) -> datetime:
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+def supply_dates(account: BillingAccount, start: date, end: date) -> tuple[date, date] | None:
+    """The days of [start, end) the account was supplied (opened_on <= day < closed_on)."""
+    first = max(start, account.opened_on)
+    last = min(end, account.closed_on or end)
+    return (first, last) if first < last else None
+
+
+# --- meter windows -------------------------------------------------------------------------
+
+
+def meter_windows(
+    accounts: Iterable[BillingAccount], start: date, end: date, *, wids: Iterable[int] | None = None
+) -> list[Window]:
+    """Each account's meters over its supplied part of [start, end), split at meter swaps."""
+    accounts = list(accounts)
+    wids = iter(wids or count(1))
+    alias = read_alias()
+    premises_ids = {a.premises_id for a in accounts}
+    meters: dict[int, set[int]] = defaultdict(set)
+    for meter_id, premises_id in (
+        Meter.objects.using(alias)
+        .filter(premises_id__in=premises_ids)
+        .values_list("id", "premises_id")
+    ):
+        meters[premises_id].add(meter_id)
+    installed: dict[int, MeterReplacement] = {}
+    removed: dict[int, MeterReplacement] = {}
+    for swap in MeterReplacement.objects.using(alias).filter(premises_id__in=premises_ids):
+        meters[swap.premises_id].update({swap.old_meter_id, swap.new_meter_id})
+        installed[swap.new_meter_id] = swap
+        removed[swap.old_meter_id] = swap
+    windows = []
+    for account in accounts:
+        dates = supply_dates(account, start, end)
+        if dates is None:
+            continue
+        acc_start, acc_end = local_midnight(dates[0]), local_midnight(dates[1])
+        for meter_id in sorted(meters.get(account.premises_id, ())):
+            w_start, w_end, start_anchor, end_anchor = acc_start, acc_end, None, None
+            if meter_id in installed:
+                # The new meter counts from its first register at the (hour of the) swap.
+                swap = installed[meter_id]
+                at = hour_floor(swap.replaced_at)
+                if at >= acc_start:
+                    w_start, start_anchor = at, swap.new_first_wh
+            if meter_id in removed:
+                # The old meter counts up to its final register, at the hour after the swap.
+                swap = removed[meter_id]
+                at = hour_ceil(swap.replaced_at)
+                if at <= acc_end:
+                    w_end, end_anchor = at, swap.old_final_wh
+            if w_start < w_end:
+                windows.append(
+                    Window(
+                        next(wids),
+                        account.pk,
+                        meter_id,
+                        account.tariff_id,
+                        w_start,
+                        w_end,
+                        start_anchor,
+                        end_anchor,
+                    )
+                )
+    return windows
+
+
+# --- invoices ------------------------------------------------------------------------------
+
+
+@dataclass
+class Draft:
+    lines: list[rating.Line]
+    reads: list[WindowUsage]
+
+
+def _versions(account: BillingAccount) -> list[TariffVersion]:
+    return list(
+        TariffVersion.objects.filter(tariff_id=account.tariff_id).prefetch_related("bands", "tiers")
+    )
+
+
+def compute(
+    account: BillingAccount,
+    start: date,
+    end: date,
+    usage: list[WindowUsage] | None = None,
+    versions: list[TariffVersion] | None = None,
+) -> Draft:
+    """The energy and standing-charge lines of one account for [start, end)."""
+    dates = supply_dates(account, start, end)
+    if dates is None:
+        return Draft([], [])
+    if usage is None:
+        usage = list(window_usage(meter_windows([account], start, end)).values())
+    segs = rating.segments(versions or _versions(account), *dates)
+    lines = rating.energy_lines(segs, combined_usage(usage), (end - start).days)
+    return Draft(lines + rating.standing_lines(segs), usage)
+
+
+def _as_lines(rows: Iterable[InvoiceLine]) -> list[rating.Line]:
+    return [
+        rating.Line(
+            kind=r.kind,
+            description=r.description,
+            key=r.key,
+            segment_start=r.segment_start,
+            segment_end=r.segment_end,
+            quantity=r.quantity,
+            unit=r.unit,
+            unit_price=r.unit_price,
+            amount=r.amount,
+            tax_rate=r.tax_rate,
+            band=r.band,
+            estimated=r.estimated,
+        )
+        for r in rows
+    ]
+
+
+def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
+    """Re-price the account's recent invoices that held estimates with today's readings, and
+    return the difference as adjustment lines (an actual read corrects an estimate)."""
+    recent = (
+        Invoice.objects.filter(
+            account=account,
+            kind=InvoiceKind.INVOICE,
+            status=InvoiceStatus.ISSUED,
+            period_end__lte=before,
+            credit_notes__isnull=True,
+        )
+        .filter(lines__kind=LineKind.ENERGY, lines__estimated=True)
+        .distinct()
+        .order_by("-period_start")[: settings.BILLING_CORRECTION_LOOKBACK]
+    )
+    result: list[rating.Line] = []
+    versions = _versions(account)
+    for earlier in recent:
+        billed = InvoiceLine.objects.filter(
+            Q(invoice=earlier, kind=LineKind.ENERGY)
+            | Q(corrects=earlier, kind=LineKind.ADJUSTMENT, invoice__status=InvoiceStatus.ISSUED)
+        )
+        redo = compute(account, earlier.period_start, earlier.period_end, versions=versions)
+        energy = [line for line in redo.lines if line.kind == LineKind.ENERGY]
+        label = f"{earlier.number}, {earlier.period_start} - {earlier.period_end}"
+        result += rating.correction_lines(_as_lines(billed), energy, earlier.pk, label)
+    return result
+
+
+def _register(value: Decimal | None) -> int | None:
+    return None if value is None else int(Decimal(value).quantize(Decimal(1), ROUND_HALF_EVEN))
+
+
+@transaction.atomic
+def _write(
+    account: BillingAccount,
+    *,
+    kind: str,
+    start: date,
+    end: date,
+    lines: list[rating.Line],
+    reads: list[WindowUsage],
+    now: datetime,
+    by: str,
+    run: BillingRun | None = None,
+    credits: Invoice | None = None,
+    replaces: Invoice | None = None,
+    reason: str = "",
+) -> Invoice:
+    """Insert a draft, its lines and reads, then issue it (number, status) in one transaction."""
+    subtotal, tax, total = rating.totals(lines)
+    invoice = Invoice.objects.create(
+        kind=kind,
+        account=account,
+        run=run,
+        period_start=start,
+        period_end=end,
+        currency=account.currency,
+        subtotal=subtotal,
+        tax=tax,
+        total=total,
+        estimated=any(line.estimated for line in lines),
+        credits=credits,
+        replaces=replaces,
+        reason=reason,
+        created_by=by,
+        created_at=now,
+    )
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            position=position,
+            kind=line.kind,
+            description=line.description,
+            key=line.key,
+            band=line.band,
+            segment_start=line.segment_start,
+            segment_end=line.segment_end,
+            quantity=line.quantity,
+            unit=line.unit,
+            unit_price=line.unit_price,
+            amount=line.amount,
+            tax_rate=line.tax_rate,
+            estimated=line.estimated,
+            corrects_id=line.corrects_id,
+        )
+        for position, line in enumerate(lines, start=1)
+    )
+    MeterRead.objects.bulk_create(
+        MeterRead(
+            invoice=invoice,
+            meter_id=item.window.meter_id,
+            opening_at=item.window.start,
+            opening_wh=_register(item.opening_wh),
+            opening_estimated=item.opening_estimated,
+            closing_at=item.window.end,
+            closing_wh=_register(item.closing_wh),
+            closing_estimated=item.closing_estimated,
+        )
+        for item in reads
+    )
+    prefix = "INV" if kind == InvoiceKind.INVOICE else "CRN"
+    invoice.number, invoice.status, invoice.issued_at = (
+        f"{prefix}-{invoice.pk:08d}",
+        InvoiceStatus.ISSUED,
+        now,
+    )
+    Invoice.objects.filter(pk=invoice.pk).update(
+        number=invoice.number, status=invoice.status, issued_at=now
+    )
+    return invoice
+
+
+def issue_invoice(
+    account: BillingAccount,
+    start: date,
+    end: date,
+    *,
+    now: datetime,
+    by: str,
+    run: BillingRun | None = None,
+    usage: list[WindowUsage] | None = None,
+) -> Invoice:
+    """Bill one account for [start, end): energy, standing charge, corrections of estimates."""
+    draft = compute(account, start, end, usage)
+    lines = draft.lines + corrections(account, start)
+    return _write(
+        account,
+        kind=InvoiceKind.INVOICE,
+        start=start,
+        end=end,
+        lines=lines,
+        reads=draft.reads,
+        now=now,
+        by=by,
+        run=run,
+    )
+
+
+def issue_credit_note(
+    invoice: Invoice, *, actor, reason: str, now: datetime, rebill: bool = True
+) -> tuple[Invoice, Invoice | None]:
+    """Cancel an issued invoice with a credit note (never by editing it) and, by default,
+    re-bill the period from today's readings. Returns (credit note, replacement or None)."""
+    reason = reason.strip()
+    if not reason:
+        raise BillingError("a credit note needs a reason")
+    if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
+        raise BillingError("only an issued invoice can be credited")
+    by = actor.get_username() if hasattr(actor, "get_username") else str(actor)
+    lines = [
+        rating.Line(
+            kind=LineKind.CREDIT,
+            description=f"Credit: {line.description}",
+            key=line.key,
+            segment_start=line.segment_start,
+            segment_end=line.segment_end,
+            quantity=-line.quantity,
+            unit=line.unit,
+            unit_price=line.unit_price,
+            amount=-line.amount,
+            tax_rate=line.tax_rate,
+            band=line.band,
+            estimated=line.estimated,
+        )
+        for line in invoice.lines.all()
+    ]
+    with transaction.atomic():
+        try:
+            note = _write(
+                invoice.account,
+                kind=InvoiceKind.CREDIT_NOTE,
+                start=invoice.period_start,
+                end=invoice.period_end,
+                lines=lines,
+                reads=[],
+                now=now,
+                by=by,
+                credits=invoice,
+                reason=reason,
+            )
+        except IntegrityError as exc:
+            raise BillingError(f"invoice {invoice.number} is already credited") from exc
+        replacement = None
+        if rebill:
+            draft = compute(invoice.account, invoice.period_start, invoice.period_end)
+            replacement = _write(
+                invoice.account,
+                kind=InvoiceKind.INVOICE,
+                start=invoice.period_start,
+                end=invoice.period_end,
+                lines=draft.lines,
+                reads=draft.reads,
+                now=now,
+                by=by,
+                replaces=invoice,
+                reason=reason,
+            )
+        record(
+            "billing.credit_note_issued",
+            actor=actor,
+            target=f"invoice:{invoice.number}",
+            details={
+                "credit_note": note.number,
+                "replacement": replacement.number if replacement else None,
+                "amount": str(note.total),
+                "reason": reason[:200],
+            },
+        )
+    return note, replacement
+
+
+# --- billing runs --------------------------------------------------------------------------
+
+
+def accounts_for_period(start: date, end: date):
+    """Accounts whose cycle starts this period and who were supplied during it."""
+    return (
+        BillingAccount.objects.filter(cycle_day=start.day, opened_on__lt=end)
+        .filter(Q(closed_on__isnull=True) | Q(closed_on__gt=start))
+        .order_by("pk")
+    )
+
+
+def _bill_one(
+    account: BillingAccount,
+    start: date,
+    end: date,
+    run: BillingRun,
+    now: datetime,
+    by: str,
+    versions: dict[int, list[TariffVersion]],
+    usage: list[WindowUsage],
+    correct: bool,
+) -> int:
+    """Invoice one account inside the run; returns 1 if it could not be billed."""
+    try:
+        with transaction.atomic():
+            if account.tariff_id not in versions:
+                versions[account.tariff_id] = _versions(account)
+            draft = compute(account, start, end, usage, versions[account.tariff_id])
+            lines = draft.lines + (corrections(account, start) if correct else [])
+            _write(
+                account,
+                kind=InvoiceKind.INVOICE,
+                start=start,
+                end=end,
+                lines=lines,
+                reads=draft.reads,
+                now=now,
+                by=by,
+                run=run,
+            )
+    except IntegrityError:
+        logger.info("account %s already invoiced for %s - %s", account, start, end)
+    except BillingError as exc:
+        logger.warning("account %s not billed for %s - %s: %s", account, start, end, exc)
+        record(
+            "billing.account_failed",
+            actor=by,
+            target=f"billing-account:{account.number}",
+            outcome=Outcome.FAILURE,
+            details={"run": run.pk, "error": str(exc)[:200]},
+        )
+        return 1
+    return 0
+
+
+def run_billing(
+    start: date,
+    end: date | None = None,
+    *,
+    now: datetime,
+    by: str,
+    progress: Callable[[BillingRun, int, int], None] | None = None,
+    batch_size: int | None = None,
+) -> BillingRun:
+    """Bill every account of the period. Idempotent and resumable: accounts already invoiced for
+    the period are skipped, each invoice commits on its own, and the database's unique
+    constraint on (account, period) refuses a second invoice even to a concurrent run."""
+    end = end or add_months(start, 1)
+    if not 1 <= start.day <= 28 or end <= start:
+        raise BillingError(f"not a billing period: {start} - {end}")
+    batch_size = batch_size or settings.BILLING_BATCH_SIZE
+    run, created = BillingRun.objects.get_or_create(
+        period_start=start, period_end=end, defaults={"started_at": now, "started_by": by}
+    )
+    BillingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
+    run.attempts += 1
+    record(
+        "billing.run_started",
+        actor=by,
+        target=f"billing-run:{run.pk}",
+        details={"period": f"{start}/{end}", "attempt": run.attempts, "resumed": not created},
+    )
+    accounts = list(accounts_for_period(start, end))
+    done = set(
+        Invoice.objects.filter(
+            kind=InvoiceKind.INVOICE, period_start=start, period_end=end, account__in=accounts
+        ).values_list("account_id", flat=True)
+    )
+    todo = [a for a in accounts if a.pk not in done]
+    failed = 0
+    versions: dict[int, list[TariffVersion]] = {}
+    for offset in range(0, len(todo), batch_size):
+        batch = todo[offset : offset + batch_size]
+        windows = meter_windows(batch, start, end)
+        usage = window_usage(windows)
+        per_account: dict[int, list[WindowUsage]] = defaultdict(list)
+        for item in usage.values():
+            per_account[item.window.account_id].append(item)
+        # Only accounts with estimates on a recent invoice need re-pricing (one query a batch).
+        to_correct = set(
+            InvoiceLine.objects.filter(
+                invoice__account__in=batch,
+                kind=LineKind.ENERGY,
+                estimated=True,
+                invoice__period_end__lte=start,
+                invoice__period_end__gt=add_months(start, -settings.BILLING_CORRECTION_LOOKBACK),
+            ).values_list("invoice__account_id", flat=True)
+        )
+        # One transaction a batch (a savepoint an account): a crash loses at most this batch,
+        # and the re-run bills it again.
+        with transaction.atomic():
+            for account in batch:
+                failed += _bill_one(
+                    account,
+                    start,
+                    end,
+                    run,
+                    now,
+                    by,
+                    versions,
+                    per_account.get(account.pk, []),
+                    account.pk in to_correct,
+                )
+        if progress:
+            progress(run, len(done) + offset + len(batch), len(accounts))
+    issued = Invoice.objects.filter(run=run, kind=InvoiceKind.INVOICE).count()
+    BillingRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.COMPLETED_WITH_ERRORS if failed else RunStatus.COMPLETED,
+        finished_at=timezone.now(),
+        attempts=run.attempts,
+        accounts_total=len(accounts),
+        invoices_issued=issued,
+        failed=failed,
+    )
+    run.refresh_from_db()
+    record(
+        "billing.run_completed",
+        actor=by,
+        target=f"billing-run:{run.pk}",
+        outcome=Outcome.FAILURE if failed else Outcome.SUCCESS,
+        details={"accounts": len(accounts), "issued": issued, "failed": failed},
+    )
+    return run
+
+
+def due_periods(today: date) -> list[tuple[date, date]]:
+    """Periods a daily beat should (re)run on local date `today`: those that ended
+    BILLING_RUN_DELAY_DAYS ago (so the last days' readings have arrived) and the two days
+    before, so a missed or crashed run is resumed."""
+    result = []
+    for lag in range(settings.BILLING_RUN_DELAY_DAYS, settings.BILLING_RUN_DELAY_DAYS + 3):
+        end = today - timedelta(days=lag)
+        if end.day <= 28:
+            result.append((add_months(end, -1), end))
+    return result

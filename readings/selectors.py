@@ -1,0 +1,344 @@
+"""Reads for the customer portal and API: who may see which meter's readings for which period,
+and usage aggregated in the database.
+
+Usage for hour h is register(h + 1 h) - register(h), labelled with h. A gap between two readings
+is spread evenly over the missing hours and marked as estimated (up to MAX_SPREAD_HOURS; a longer
+gap stays a gap). A register that goes backwards (meter replaced or reset) gives no usage.
+"""
+
+from __future__ import annotations
+
+from calendar import monthrange
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+
+from devices.models import Meter
+
+from .models import Reading, TokenKind
+
+MAX_SPREAD_HOURS = 24 * 31
+RESOLUTIONS = ("hour", "day", "month")
+
+
+@dataclass(frozen=True)
+class Access:
+    """A meter and the period [start, end) of it one viewer may see (end None: up to now)."""
+
+    meter: Meter
+    start: datetime
+    end: datetime | None
+    occupancy_id: int | None = None
+
+    def clip(self, start: datetime, end: datetime) -> tuple[datetime, datetime] | None:
+        lo = max(start, self.start)
+        hi = min(end, self.end) if self.end else end
+        return (lo, hi) if lo < hi else None
+
+
+def _from_occupancy(occupancy) -> Access:
+    return Access(occupancy.meter, occupancy.start, occupancy.end, occupancy.pk)
+
+
+def customer_meters(user) -> list[Access]:
+    """The meters a customer has occupied: their latest occupancy of each, open ones first."""
+    from accounts.models import MeterOccupancy
+
+    latest: dict[int, Access] = {}
+    for occupancy in (
+        MeterOccupancy.objects.filter(user=user).select_related("meter").order_by("-start")
+    ):
+        latest.setdefault(occupancy.meter_id, _from_occupancy(occupancy))
+    return sorted(latest.values(), key=lambda a: (a.end is not None, a.meter.number))
+
+
+def customer_access(user, meter_number: str) -> Access | None:
+    """The customer's latest occupancy of the meter, or None (also for meters that do not
+    exist, so the caller answers 404 either way)."""
+    from accounts.models import MeterOccupancy
+
+    if not getattr(user, "is_authenticated", False) or not user.pk:
+        return None
+    occupancy = (
+        MeterOccupancy.objects.filter(user=user, meter__number=meter_number)
+        .select_related("meter")
+        .order_by("-start")
+        .first()
+    )
+    return _from_occupancy(occupancy) if occupancy else None
+
+
+def consent_access(token, *, now: datetime) -> Access | None:
+    """What a third party's consent token opens: its meter, from `data_from`, inside the
+    granting customer's occupancy, until the consent expires or is revoked."""
+    from accounts.models import MeterOccupancy
+
+    if token.kind != TokenKind.CONSENT or not token.is_valid(now):
+        return None
+    occupancy = (
+        MeterOccupancy.objects.filter(user_id=token.user_id, meter_id=token.meter_id)
+        .select_related("meter")
+        .order_by("-start")
+        .first()
+    )
+    if occupancy is None:
+        return None
+    access = _from_occupancy(occupancy)
+    start = max(access.start, token.data_from)
+    end = min(access.end, token.expires_at) if access.end else token.expires_at
+    if start >= end:
+        return None
+    return Access(access.meter, start, end, access.occupancy_id)
+
+
+# ---- periods ----
+
+
+def tz() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_start(moment: datetime, resolution: str) -> datetime:
+    local = moment.astimezone(tz())
+    if resolution == "hour":
+        return floor_hour(moment)
+    local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if resolution == "month":
+        local = local.replace(day=1)
+    return local
+
+
+def next_bucket(start: datetime, resolution: str) -> datetime:
+    if resolution == "hour":
+        return start + timedelta(hours=1)
+    local = start.astimezone(tz())
+    if resolution == "day":
+        naive = local.replace(tzinfo=None) + timedelta(days=1)
+    else:
+        days = monthrange(local.year, local.month)[1] - local.day + 1
+        naive = local.replace(tzinfo=None) + timedelta(days=days)
+    return naive.replace(tzinfo=tz())
+
+
+def default_window(resolution: str, *, now: datetime) -> tuple[datetime, datetime]:
+    """The portal's charts: 48 hours, 60 days, 24 months, ending with the current period."""
+    end = next_bucket(bucket_start(now, resolution), resolution)
+    if resolution == "hour":
+        return end - timedelta(hours=48), end
+    if resolution == "day":
+        start = bucket_start(now, "day").astimezone(tz()).replace(tzinfo=None) - timedelta(days=59)
+        return start.replace(tzinfo=tz()), end
+    local = bucket_start(now, "month").astimezone(tz())
+    year, month = local.year - 2, local.month + 1
+    if month > 12:
+        year, month = year + 1, 1
+    return local.replace(year=year, month=month), end
+
+
+# ---- usage ----
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    wh: float | None  # None: no data (a gap, or outside the viewer's period)
+    estimated: bool  # some hours were spread over a gap between readings
+    hours: int  # hours with a usage figure
+    expected_hours: int
+
+    def as_dict(self) -> dict:
+        return {
+            "start": self.start.isoformat(),
+            "kwh": None if self.wh is None else round(self.wh / 1000, 3),
+            "estimated": self.estimated,
+            "complete": self.hours == self.expected_hours,
+        }
+
+
+_USAGE_SQL = """
+WITH first AS (
+    SELECT COALESCE(
+        (SELECT max(hour) FROM readings_reading
+          WHERE meter_id = %(meter)s AND hour <= %(lo)s AND hour >= %(floor)s),
+        %(lo)s) AS hour
+),
+r AS (
+    SELECT rr.hour, rr.wh, lag(rr.hour) OVER w AS prev_hour, lag(rr.wh) OVER w AS prev_wh
+      FROM readings_reading rr, first
+     WHERE rr.meter_id = %(meter)s AND rr.hour >= first.hour AND rr.hour <= %(hi)s
+    WINDOW w AS (ORDER BY rr.hour)
+),
+spans AS (
+    SELECT prev_hour, hour, (wh - prev_wh)::float8 AS used,
+           (EXTRACT(EPOCH FROM hour - prev_hour) / 3600)::int AS n
+      FROM r
+     WHERE prev_hour IS NOT NULL AND wh >= prev_wh
+),
+hours AS (
+    -- Consecutive readings (nearly all rows) need no series; only gaps are spread out.
+    SELECT prev_hour AS hour, used AS wh, false AS estimated FROM spans WHERE n = 1
+    UNION ALL
+    SELECT h, used / n, true
+      FROM spans,
+           generate_series(prev_hour, hour - interval '1 hour', interval '1 hour') AS h
+     WHERE n > 1 AND n <= %(max_spread)s
+)
+SELECT date_trunc(%(unit)s, hour AT TIME ZONE %(tz)s) AS bucket,
+       sum(wh), bool_or(estimated), count(*)
+  FROM hours
+ WHERE hour >= %(lo)s AND hour < %(hi)s
+ GROUP BY 1
+ ORDER BY 1
+"""
+
+
+def _hourly_rows_python(meter_id: int, lo: datetime, hi: datetime, floor: datetime):
+    """The same computation for SQLite (the embedded demo only): small data, plain Python."""
+    first = (
+        Reading.objects.filter(meter_id=meter_id, hour__lte=lo, hour__gte=floor)
+        .order_by("-hour")
+        .values_list("hour", flat=True)
+        .first()
+    ) or lo
+    rows = Reading.objects.filter(meter_id=meter_id, hour__gte=first, hour__lte=hi).order_by("hour")
+    previous = None
+    for hour, wh in rows.values_list("hour", "wh"):
+        if previous is not None:
+            p_hour, p_wh = previous
+            n = int((hour - p_hour).total_seconds() // 3600)
+            if wh >= p_wh and 0 < n <= MAX_SPREAD_HOURS:
+                for i in range(n):
+                    h = p_hour + timedelta(hours=i)
+                    if lo <= h < hi:
+                        yield h, (wh - p_wh) / n, n > 1
+        previous = (hour, wh)
+
+
+def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> dict:
+    """{bucket start: (wh, estimated, hours)} computed by the database."""
+    floor = access.start
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _USAGE_SQL,
+                {
+                    "meter": access.meter.pk,
+                    "lo": lo,
+                    "hi": hi,
+                    "floor": floor,
+                    "unit": resolution,
+                    "tz": settings.TIME_ZONE,
+                    "max_spread": MAX_SPREAD_HOURS,
+                },
+            )
+            zone = tz()
+            return {
+                bucket.replace(tzinfo=zone): (wh, estimated, hours)
+                for bucket, wh, estimated, hours in cursor.fetchall()
+            }
+    result: dict = {}
+    for hour, wh, estimated in _hourly_rows_python(access.meter.pk, lo, hi, floor):
+        key = bucket_start(hour, resolution)
+        total, est, count = result.get(key, (0.0, False, 0))
+        result[key] = (total + wh, est or estimated, count + 1)
+    return result
+
+
+def usage(access: Access, resolution: str, start: datetime, end: datetime) -> list[Bucket]:
+    """Usage per bucket from `start` to `end`, every bucket present (gaps are None)."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r}")
+    window = access.clip(floor_hour(start), floor_hour(end))
+    rows = _aggregate(access, resolution, *window) if window else {}
+    buckets = []
+    cursor = bucket_start(start, resolution)
+    while cursor < end:
+        following = next_bucket(cursor, resolution)
+        expected = int((following - cursor).total_seconds() // 3600)
+        found = rows.get(cursor.astimezone(tz()))
+        if found is None:
+            buckets.append(Bucket(cursor, None, False, 0, expected))
+        else:
+            wh, estimated, hours = found
+            buckets.append(Bucket(cursor, float(wh), bool(estimated), int(hours), expected))
+        cursor = following
+    return buckets
+
+
+def total_kwh(access: Access, start: datetime, end: datetime) -> float | None:
+    window = access.clip(start, end)
+    if window is None:
+        return None
+    rows = _aggregate(access, "month", *window)
+    if not rows:
+        return None
+    return round(sum(wh for wh, _, _ in rows.values()) / 1000, 3)
+
+
+def comparisons(access: Access, *, now: datetime) -> dict:
+    """This week so far against the same span of last week; this month so far against the
+    same days of the same month last year."""
+    hour = floor_hour(now)
+    local = hour.astimezone(tz())
+    week_start = (local - timedelta(days=local.weekday())).replace(hour=0)
+    elapsed = hour - week_start
+    month_start = local.replace(day=1, hour=0)
+    try:
+        last_year = month_start.replace(year=month_start.year - 1)
+    except ValueError:  # never for day 1, kept for clarity
+        last_year = month_start - timedelta(days=365)
+    month_elapsed = hour - month_start
+    return {
+        "week": {
+            "this": total_kwh(access, week_start, hour),
+            "last": total_kwh(
+                access, week_start - timedelta(days=7), week_start - timedelta(days=7) + elapsed
+            ),
+        },
+        "month": {
+            "this": total_kwh(access, month_start, hour),
+            "last_year": total_kwh(access, last_year, last_year + month_elapsed),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class CurrentReading:
+    hour: datetime
+    kwh: float
+    received_at: datetime
+
+
+def current_reading(access: Access) -> CurrentReading | None:
+    qs = Reading.objects.filter(meter=access.meter, hour__gte=access.start)
+    if access.end:
+        qs = qs.filter(hour__lt=access.end)
+    row = qs.order_by("-hour").values_list("hour", "wh", "received_at").first()
+    if row is None:
+        return None
+    return CurrentReading(row[0], row[1] / 1000, row[2])
+
+
+def readings_for_export(access: Access, start: datetime | None = None, end: datetime | None = None):
+    """The raw hourly register values in the viewer's period, oldest first, streamed."""
+    lo = max(start or access.start, access.start)
+    qs = Reading.objects.filter(meter=access.meter, hour__gte=lo)
+    hi = min(x for x in (end, access.end) if x) if (end or access.end) else None
+    if hi:
+        qs = qs.filter(hour__lt=hi)
+    return (
+        qs.order_by("hour")
+        .values_list("hour", "wh", "source", "received_at")
+        .iterator(chunk_size=2000)
+    )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,141 @@
+"""API tokens: a customer's own, and consents that let a named third party read one meter.
+
+A token is `mpt_<prefix>_<secret>` with 256 random bits; only its SHA-256 is stored, and it is
+shown once. Consents are capped at 13 months of past readings and a year of validity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from audit.models import Outcome
+from audit.services import record
+
+from .models import ApiToken, TokenKind
+from .selectors import Access
+
+TOKEN_RE_PREFIX = "mpt_"  # noqa: S105 (a label, not a secret)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _new_secret() -> tuple[str, str]:
+    prefix = secrets.token_hex(6)
+    return prefix, f"{TOKEN_RE_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.month - 1 - months, 12)
+    year += moment.year
+    day = min(moment.day, 28)
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+@transaction.atomic
+def create_personal_token(
+    user, *, name: str, valid_days: int, now: datetime
+) -> tuple[ApiToken, str]:
+    valid_days = min(valid_days, settings.API_TOKEN_MAX_DAYS)
+    prefix, secret = _new_secret()
+    token = ApiToken.objects.create(
+        user=user,
+        kind=TokenKind.PERSONAL,
+        name=name,
+        prefix=prefix,
+        token_hash=_hash(secret),
+        created_at=now,
+        expires_at=now + timedelta(days=valid_days),
+    )
+    record(
+        "customer.api_token_created",
+        actor=user,
+        target=f"token:{prefix}",
+        details={"expires": token.expires_at.isoformat()},
+    )
+    return token, secret
+
+
+@transaction.atomic
+def grant_consent(
+    user, access: Access, *, third_party: str, months: int, valid_days: int, now: datetime
+) -> tuple[ApiToken, str]:
+    """Let `third_party` read `months` (≤ 13) of past readings and new ones until expiry."""
+    if not 1 <= months <= settings.API_CONSENT_MAX_MONTHS:
+        raise ValueError(f"at most {settings.API_CONSENT_MAX_MONTHS} months")
+    if access.end is not None:
+        raise ValueError("only for a meter you still occupy")
+    valid_days = min(valid_days, settings.API_TOKEN_MAX_DAYS)
+    prefix, secret = _new_secret()
+    token = ApiToken.objects.create(
+        user=user,
+        kind=TokenKind.CONSENT,
+        name=third_party,
+        meter=access.meter,
+        prefix=prefix,
+        token_hash=_hash(secret),
+        data_from=max(months_before(now, months), access.start),
+        created_at=now,
+        expires_at=now + timedelta(days=valid_days),
+    )
+    record(
+        "customer.consent_granted",
+        actor=user,
+        target=f"meter:{access.meter.number}",
+        details={
+            "third_party": third_party,
+            "token": prefix,
+            "months": months,
+            "expires": token.expires_at.isoformat(),
+        },
+    )
+    return token, secret
+
+
+def revoke(token: ApiToken, *, by, now: datetime) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+        record(
+            "customer.api_token_revoked",
+            actor=by,
+            target=f"token:{token.prefix}",
+            details={"kind": token.kind, "name": token.name},
+        )
+
+
+def authenticate_token(raw: str, *, now: datetime) -> ApiToken | None:
+    """The valid token matching `raw`, or None (audited as a failure)."""
+    parts = raw.split("_")
+    if len(parts) < 3 or f"{parts[0]}_" != TOKEN_RE_PREFIX:
+        return None
+    token = ApiToken.objects.filter(prefix=parts[1]).select_related("user").first()
+    expected = token.token_hash if token else "0" * 64
+    if not hmac.compare_digest(expected, _hash(raw)) or token is None:
+        record(
+            "api.token_rejected",
+            actor="anonymous",
+            target=f"token:{parts[1][:16]}",
+            outcome=Outcome.FAILURE,
+            details={"reason": "unknown"},
+        )
+        return None
+    if not token.is_valid(now) or not token.user.is_active:
+        record(
+            "api.token_rejected",
+            actor="anonymous",
+            target=f"token:{token.prefix}",
+            outcome=Outcome.DENIED,
+            details={"reason": "expired or revoked"},
+        )
+        return None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

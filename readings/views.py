@@ -1,0 +1,296 @@
+"""The customer portal: dashboard, chart data, CSV export, consents and API tokens.
+
+Every view that shows a meter's data resolves it through the viewer's own occupancy
+(`selectors.customer_access`); another customer's or an unknown meter is the same 404.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import staff_required
+from audit.services import record
+
+from . import selectors, token_services
+from .models import ApiToken, Source, TokenKind
+
+logger = logging.getLogger(__name__)
+
+
+def customer_required(view):
+    """Signed in through the customer login; staff use the audited staff view instead."""
+
+    @login_required(login_url="account_login")
+    @never_cache
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _access_or_404(request: HttpRequest, number: str) -> selectors.Access:
+    access = selectors.customer_access(request.user, number)
+    if access is None:
+        raise Http404("No such meter on your account.")
+    return access
+
+
+@customer_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    meters = selectors.customer_meters(request.user)
+    if len(meters) == 1:
+        return redirect("portal:meter", number=meters[0].meter.number)
+    return render(request, "readings/home.html", {"meters": meters})
+
+
+@customer_required
+@require_GET
+def meter_dashboard(request: HttpRequest, number: str) -> HttpResponse:
+    access = _access_or_404(request, number)
+    now = timezone.now()
+    return render(
+        request,
+        "readings/dashboard.html",
+        {
+            "access": access,
+            "meters": selectors.customer_meters(request.user),
+            "current": selectors.current_reading(access),
+            "comparisons": selectors.comparisons(access, now=now),
+            "charts": [
+                ("hour", "Hourly use, last 48 hours"),
+                ("day", "Daily use, last 60 days"),
+                ("month", "Monthly use, last two years"),
+            ],
+        },
+    )
+
+
+class UsageQuery(forms.Form):
+    """Parameters of the chart endpoints; anything else is a 400."""
+
+    resolution = forms.ChoiceField(choices=[(r, r) for r in selectors.RESOLUTIONS])
+    start = forms.DateField(required=False)
+    end = forms.DateField(required=False)
+
+    MAX_SPAN = {"hour": timedelta(days=7), "day": timedelta(days=400), "month": timedelta(days=800)}
+
+    def clean(self):
+        data = super().clean()
+        start, end, resolution = data.get("start"), data.get("end"), data.get("resolution")
+        if (start is None) != (end is None):
+            raise forms.ValidationError("Give both start and end, or neither.")
+        if start and end and resolution:
+            if start >= end:
+                raise forms.ValidationError("start must be before end.")
+            if end - start > self.MAX_SPAN[resolution]:
+                raise forms.ValidationError(f"At most {self.MAX_SPAN[resolution].days} days.")
+        return data
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        data = self.cleaned_data
+        if data.get("start"):
+            zone = selectors.tz()
+            return (
+                datetime.combine(data["start"], datetime.min.time(), zone),
+                datetime.combine(data["end"], datetime.min.time(), zone),
+            )
+        return selectors.default_window(data["resolution"], now=now)
+
+
+def usage_payload(access: selectors.Access, query: UsageQuery, now: datetime) -> dict:
+    start, end = query.window(now)
+    resolution = query.cleaned_data["resolution"]
+    buckets = selectors.usage(access, resolution, start, end)
+    return {
+        "meter": access.meter.number,
+        "resolution": resolution,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "unit": "kWh",
+        "buckets": [b.as_dict() for b in buckets],
+    }
+
+
+@customer_required
+@require_GET
+def usage_json(request: HttpRequest, number: str) -> JsonResponse:
+    access = _access_or_404(request, number)
+    query = UsageQuery(request.GET)
+    if not query.is_valid():
+        logger.info("usage query rejected: %s", query.errors.as_json())
+        return JsonResponse({"errors": query.errors}, status=400)
+    return JsonResponse(usage_payload(access, query, timezone.now()))
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """Spreadsheets run cells that start with these as formulas (CSV injection): quote them."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_rows(access: selectors.Access) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["hour_start_utc", "register_kwh", "used_kwh", "source", "received_utc"])
+    previous = None
+    sources = dict(Source.choices)
+    for hour, wh, source, received in selectors.readings_for_export(access):
+        used = "" if previous is None or wh < previous else f"{(wh - previous) / 1000:.3f}"
+        previous = wh
+        row = [
+            hour.isoformat(),
+            f"{wh / 1000:.3f}",
+            used,
+            sources.get(source, source),
+            received.isoformat(),
+        ]
+        yield writer.writerow([csv_safe(v) for v in row])
+
+
+@customer_required
+@require_GET
+def readings_csv(request: HttpRequest, number: str) -> StreamingHttpResponse:
+    access = _access_or_404(request, number)
+    record("customer.readings_exported", actor=request.user, target=f"meter:{number}")
+    response = StreamingHttpResponse(csv_rows(access), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="readings-{number}.csv"'
+    return response
+
+
+# ---- consents and tokens ----
+
+
+class ConsentForm(forms.Form):
+    meter = forms.ChoiceField(label="Meter")
+    third_party = forms.CharField(max_length=100, label="Who may read your data")
+    months = forms.IntegerField(
+        min_value=1, max_value=13, initial=13, label="Months of past readings (at most 13)"
+    )
+    valid_days = forms.IntegerField(
+        min_value=1, max_value=365, initial=90, label="Access ends after (days)"
+    )
+
+    def __init__(self, *args, meters: list[selectors.Access], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["meter"].choices = [
+            (a.meter.number, a.meter.number) for a in meters if a.end is None
+        ]
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Token name")
+    valid_days = forms.IntegerField(
+        min_value=1, max_value=365, initial=90, label="Valid for (days)"
+    )
+
+
+@customer_required
+@require_http_methods(["GET", "POST"])
+def access_page(request: HttpRequest) -> HttpResponse:
+    """Consents for third parties and the customer's own API tokens, on one page."""
+    meters = selectors.customer_meters(request.user)
+    consent_form = ConsentForm(meters=meters)
+    token_form = TokenForm()
+    new_secret = None
+    now = timezone.now()
+    if request.method == "POST":
+        if request.POST.get("action") == "consent":
+            consent_form = ConsentForm(request.POST, meters=meters)
+            if consent_form.is_valid():
+                data = consent_form.cleaned_data
+                access = _access_or_404(request, data["meter"])
+                _, new_secret = token_services.grant_consent(
+                    request.user,
+                    access,
+                    third_party=data["third_party"],
+                    months=data["months"],
+                    valid_days=data["valid_days"],
+                    now=now,
+                )
+        elif request.POST.get("action") == "token":
+            token_form = TokenForm(request.POST)
+            if token_form.is_valid():
+                _, new_secret = token_services.create_personal_token(
+                    request.user,
+                    name=token_form.cleaned_data["name"],
+                    valid_days=token_form.cleaned_data["valid_days"],
+                    now=now,
+                )
+    tokens = (
+        ApiToken.objects.filter(user=request.user).select_related("meter").order_by("-created_at")
+    )
+    return render(
+        request,
+        "readings/access.html",
+        {
+            "consent_form": consent_form,
+            "token_form": token_form,
+            "new_secret": new_secret,
+            "consents": [t for t in tokens if t.kind == TokenKind.CONSENT],
+            "tokens": [t for t in tokens if t.kind == TokenKind.PERSONAL],
+            "now": now,
+        },
+    )
+
+
+@customer_required
+@require_POST
+def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)
+    token_services.revoke(token, by=request.user, now=timezone.now())
+    messages.success(request, f"Access for “{token.name}” is revoked.")
+    return redirect("portal:access")
+
+
+# ---- staff (audited) ----
+
+
+@staff_required(permission="readings.view_reading")
+@never_cache
+@require_GET
+def staff_meter_usage(request: HttpRequest, number: str) -> HttpResponse:
+    """Support staff look at a meter's usage when a customer calls: every view is audited."""
+    from devices.models import Meter
+
+    meter = get_object_or_404(Meter, number=number)
+    access = selectors.Access(meter, datetime(2000, 1, 1, tzinfo=UTC), None)
+    record(
+        "staff.customer_data_viewed",
+        actor=request.user,
+        target=f"meter:{number}",
+        details={"view": "usage"},
+    )
+    now = timezone.now()
+    start, end = selectors.default_window("day", now=now)
+    return render(
+        request,
+        "readings/staff_usage.html",
+        {
+            "meter": meter,
+            "current": selectors.current_reading(access),
+            "buckets": selectors.usage(access, "day", start, end),
+        },
+    )
