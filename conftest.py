@@ -44,6 +44,15 @@ def _celery_eager():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit and lockout counters live in the cache (Redis in CI): each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def make_staff(db):
     """make_staff(email, roles=[...], superuser=False) -> (user, totp_device)."""

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import PermissionDenied
 
 from .models import User
 
@@ -34,6 +35,21 @@ class UserAdmin(BaseUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Only a superuser may change a superuser, or change their own account here: otherwise a
+        # security admin could raise themselves, or reset a superuser's password and take over.
+        protected = obj is not None and (obj.is_superuser or obj.pk == request.user.pk)
+        if protected and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        # Passwords are set by their owners (reset by e-mail) or by a superuser, never by a
+        # role: a password plus a second factor one controls would be an account takeover.
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["last_login", "date_joined"]

@@ -1,10 +1,13 @@
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django_otp.forms import otp_verification_failed
 
+from audit.context import client_ip
 from audit.models import Outcome
 from audit.services import record
 
+from .lockout import note_staff_login_failure, staff_login_locked
 from .otp import verify_totp
 
 
@@ -29,11 +32,25 @@ class StaffLoginForm(AdminAuthenticationForm):
     }
 
     def clean(self):
-        cleaned = super().clean()
+        email = (self.data.get("username") or "").strip().lower()[:254]
+        if email and staff_login_locked(email, client_ip(self.request) if self.request else None):
+            record("login.locked_out", actor="anonymous", target=email, outcome=Outcome.DENIED)
+            raise ValidationError(
+                "Too many failed sign-ins. Try again later or ask a security administrator.",
+                code="locked",
+            )
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            note_staff_login_failure(email, client_ip(self.request) if self.request else None)
+            raise
         user = self.get_user()
+        if user is None:  # a field was missing or invalid: the form already has the errors
+            return cleaned
         device = verify_totp(user, cleaned.get("otp_token") or "")
         if device is None:
             otp_verification_failed.send(sender=self.__class__, user=user)
+            note_staff_login_failure(email, client_ip(self.request) if self.request else None)
             record(
                 "login.otp_failure",
                 actor="anonymous",

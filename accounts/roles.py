@@ -132,7 +132,8 @@ ROLES: tuple[Role, ...] = (
     ),
     Role(
         SECURITY_ADMIN,
-        "Reads the audit log, assigns staff roles and manages staff second factors.",
+        "Reads the audit log, assigns staff roles, and withdraws lost second factors (new ones "
+        "come only from create_staff or the audited break-glass command).",
         frozenset(
             {
                 "accounts.view_user",
@@ -140,7 +141,6 @@ ROLES: tuple[Role, ...] = (
                 "auth.view_group",
                 "audit.view_auditevent",
                 "otp_totp.view_totpdevice",
-                "otp_totp.add_totpdevice",
                 "otp_totp.delete_totpdevice",
                 "devices.view_meter",
                 "devices.view_meterkey",

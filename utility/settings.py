@@ -251,6 +251,12 @@ REST_FRAMEWORK = {
 # Staff must prove a second factor; `breakglass_totp` is the only way around a lost device.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Meter portal")
 OTP_TOTP_THROTTLE_FACTOR = 1
+# Staff login lockout: failures per account, failures per client address, window (seconds).
+STAFF_LOGIN_LOCKOUT = (
+    env.int("STAFF_LOGIN_MAX_FAILURES", default=5),
+    env.int("STAFF_LOGIN_MAX_FAILURES_PER_IP", default=20),
+    env.int("STAFF_LOGIN_LOCKOUT_SECONDS", default=900),
+)
 
 LOGGING = {
     "version": 1,

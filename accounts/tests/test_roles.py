@@ -110,3 +110,32 @@ def test_assigning_a_role_makes_staff_and_is_audited(django_user_model):
     assert AuditEvent.objects.filter(action="staff.roles_changed", target=person.email).exists()
     with pytest.raises(ValueError):
         assign_roles(person, ["Root"], by="test")
+
+
+@pytest.mark.django_db
+def test_security_admin_cannot_take_over_a_superuser_or_raise_themselves(
+    client, make_staff, verified_client
+):
+    admin_user, _ = make_staff("root@example.org", superuser=True)
+    other, _ = make_staff("other@example.org", roles=[SUPPORT])
+    user, device = make_staff("sec@example.org", roles=[SECURITY_ADMIN])
+    verified_client(user, device)
+    for target in (admin_user, user, other):
+        assert client.get(f"/admin/accounts/user/{target.pk}/password/").status_code == 403
+    assert client.get(f"/admin/accounts/user/{admin_user.pk}/change/").status_code in (200, 403)
+    response = client.post(
+        f"/admin/accounts/user/{admin_user.pk}/change/",
+        {"email": "mine@example.org", "is_active": "on", "date_joined_0": "2026-01-01",
+         "date_joined_1": "00:00:00"},
+    )  # fmt: skip
+    assert response.status_code == 403
+    response = client.post(
+        f"/admin/accounts/user/{user.pk}/change/",
+        {"email": user.email, "is_active": "on", "groups": [], "date_joined_0": "2026-01-01",
+         "date_joined_1": "00:00:00"},
+    )  # fmt: skip
+    assert response.status_code == 403
+    # Second factors come only from create_staff or break-glass, never from the admin.
+    assert client.get("/admin/otp_totp/totpdevice/add/").status_code == 403
+    admin_user.refresh_from_db()
+    assert admin_user.email == "root@example.org"

@@ -129,3 +129,31 @@ def test_a_used_code_cannot_be_replayed(client, make_staff, verified_client):
     )
     assert response.status_code == 200
     assert client.get("/staff/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_missing_password_is_a_form_error_not_a_crash(client, make_staff):
+    user, _ = make_staff("sup3@example.org", roles=[SUPPORT])
+    response = client.post(
+        "/admin/login/", {"username": user.email, "password": "", "otp_token": "123456"}
+    )
+    assert response.status_code == 200
+    assert client.get("/staff/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_password_guessing_locks_the_account_out(client, make_staff, settings):
+    settings.STAFF_LOGIN_LOCKOUT = (3, 100, 900)
+    user, device = make_staff("target@example.org", roles=[SUPPORT])
+    for _ in range(3):
+        client.post(
+            "/admin/login/",
+            {"username": user.email, "password": "guess-Guess-123", "otp_token": "000000"},
+        )
+    response = client.post(
+        "/admin/login/",
+        {"username": user.email, "password": STAFF_PASSWORD, "otp_token": totp_now(device)},
+    )
+    assert response.status_code == 200 and b"Too many failed sign-ins" in response.content
+    assert client.get("/staff/").status_code == 302
+    assert AuditEvent.objects.filter(action="login.locked_out", target=user.email).exists()
