@@ -53,6 +53,7 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "DEVICE_KEK_PUBLIC_KEY": base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
         "DEVICE_KEK_PRIVATE_KEYS": base64.b64encode(kek.private_bytes_raw()).decode(),
         "SECURE_SSL_REDIRECT": "false",
+        "SMS_INGEST_ENABLED": "true",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CAP_BUNDLES_PER_HOUR": str(10 * args.meters + 10),
         "SMS_OUTBOUND_DAILY_CAP": "1000",

@@ -10,3 +10,5 @@ max_requests = 2000
 max_requests_jitter = 200
 accesslog = "-"
 forwarded_allow_ips = "127.0.0.1"
+# Never log query strings: the SMS gateway's shared secret travels in the webhook's URL.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(D)sus'

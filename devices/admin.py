@@ -61,6 +61,11 @@ class MeterAdmin(admin.ModelAdmin):
     has_suspend_meter_permission = _perm("suspend_meter")
     has_decommission_meter_permission = _perm("decommission_meter")
 
+    def get_readonly_fields(self, request, obj=None):
+        # The number is printed on the meter and bound into its wrapped keys: fixed once saved.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "number"] if obj is not None else fields
+
     @admin.display(description="meter number", ordering="number")
     def display_number(self, meter: Meter) -> str:
         return format_meter_number(meter.number)
@@ -175,12 +180,11 @@ class MeterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Decommission (destroys keys)", permissions=["decommission_meter"])
     def decommission(self, request, queryset):
-        def run():
-            for meter in queryset:
-                services.decommission_meter(meter, by=request.user, reason="staff action")
-            return queryset.count()
-
-        self._run(request, run, "Decommissioned {count} meters.")
+        self._run(
+            request,
+            lambda: services.decommission_meters(queryset, by=request.user, reason="staff action"),
+            "Decommissioned {count} meters.",
+        )
 
 
 @admin.register(Sim)

@@ -163,9 +163,23 @@ def reactivate_meter(meter: Meter, *, by: Actor, reason: str) -> None:
         )
 
 
+def decommission_meters(meters: Iterable[Meter], *, by: Actor, reason: str) -> int:
+    """Decommission several meters; a mass request beyond the cap is refused whole, before
+    any key is destroyed."""
+    meters = list(meters)
+    enforce_cap("devices.meter_decommissioned", requested=len(meters), actor=by)
+    for meter in meters:
+        _decommission(meter, by=by, reason=reason)
+    return len(meters)
+
+
 def decommission_meter(meter: Meter, *, by: Actor, reason: str) -> None:
     """Take a meter out of service for good: its keys are destroyed, its readings kept."""
     enforce_cap("devices.meter_decommissioned", actor=by)
+    _decommission(meter, by=by, reason=reason)
+
+
+def _decommission(meter: Meter, *, by: Actor, reason: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         meter = Meter.objects.select_for_update().get(pk=meter.pk)

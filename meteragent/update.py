@@ -115,8 +115,15 @@ def install_update(
     package: Path, signature: Path, release_public_key: bytes | None, root: Path
 ) -> Installed:
     """Verify, unpack and activate ``package``. Raises UpdateError; on error nothing changes."""
-    data = package.read_bytes()
-    verify_package(data, signature.read_bytes(), release_public_key)
+    try:
+        # Sizes first: a huge file on removable media must not be read into the meter's memory.
+        if package.stat().st_size > MAX_PACKAGE_BYTES or signature.stat().st_size > 4096:
+            raise UpdateError("package or signature too large")
+        data = package.read_bytes()
+        signature_bytes = signature.read_bytes()
+    except OSError as exc:
+        raise UpdateError(f"cannot read the package: {exc}") from None
+    verify_package(data, signature_bytes, release_public_key)
     versions = root / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".unpack-", dir=versions))

@@ -32,6 +32,7 @@ export SECRET_KEY="$($PY -c 'import secrets; print(secrets.token_urlsafe(48))')"
 export AUDIT_KEY="$($PY -c 'import secrets; print(secrets.token_urlsafe(48))')"
 export SMS_GATEWAY_SECRET="$($PY -c 'import secrets; print(secrets.token_urlsafe(32))')"
 export SECURE_SSL_REDIRECT=false
+export SMS_INGEST_ENABLED=true
 export CELERY_TASK_ALWAYS_EAGER=true
 # A throwaway key-encryption key for meter keys; this process acts as an ingest worker too.
 eval "$($PY manage.py generate_kek --env | sed 's/^/export /')"

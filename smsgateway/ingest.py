@@ -22,6 +22,7 @@ from django.utils import timezone
 from audit.models import Outcome
 from audit.services import record
 from devices.identifiers import normalise_msisdn
+from devices.keystore import KeyStoreError, KeyStoreLocked
 from devices.models import KeyState, Meter, MeterEvent, MeterStatus, Sim
 from devices.selectors import session_keys, usable_keys
 from devices.services import complete_rekey, key_used, register_device_info
@@ -213,6 +214,11 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
     message.meter = meter = _meter_for(message)
 
     with transaction.atomic():
+        # A gateway retry racing the first attempt, or the stuck-message sweeper, may process the
+        # same row concurrently: whoever locks it second finds it done and leaves it alone.
+        locked = InboundMessage.objects.select_for_update().filter(pk=message.pk).first()
+        if locked is None or locked.status != InboundStatus.RECEIVED:
+            return
         # Locking the meter's usable keys serialises everything done for this meter below.
         keys = {k.key_id: k for k in usable_keys(meter).select_for_update().select_related("meter")}
 
@@ -221,7 +227,13 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
             if key is None:
                 return None
             window = ReplayWindow(key.uplink_highest, _bitmap_from_db(key.uplink_bitmap))
-            return ProtocolKeyState(keys=session_keys(key), window=window)
+            try:
+                session = session_keys(key)
+            except KeyStoreLocked:
+                raise  # this process was not given the private KEK: a deployment error, retry
+            except KeyStoreError as exc:
+                raise Rejected(RejectReason.KEY_UNUSABLE, str(exc)) from None
+            return ProtocolKeyState(keys=session, window=window)
 
         try:
             opened = decode_uplink(payload, lookup)
@@ -313,7 +325,10 @@ def _store_report(message: InboundMessage, meter: Meter, report: Report, *, now:
 def _reject(message: InboundMessage, reason: str, detail: str, *, now: datetime) -> None:
     message.status, message.reason, message.detail = InboundStatus.REJECTED, reason, detail[:255]
     message.processed_at = now
-    InboundMessage.objects.filter(pk=message.pk).update(
+    # Never turns a message another attempt has accepted into a rejection.
+    InboundMessage.objects.filter(
+        pk=message.pk, status__in=(InboundStatus.RECEIVED, InboundStatus.PART)
+    ).update(
         status=message.status,
         reason=reason,
         detail=message.detail,

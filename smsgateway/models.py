@@ -21,6 +21,7 @@ class RejectReason(models.TextChoices):
     MALFORMED = "malformed", "Malformed frame or payload"
     BAD_VERSION = "bad_version", "Unsupported protocol version"
     UNKNOWN_KEY = "unknown_key", "Unknown or retired key id"
+    KEY_UNUSABLE = "key_unusable", "The meter's stored key does not open (tampered or moved)"
     AUTH_FAILED = "auth_failed", "Authentication tag does not verify"
     REPLAY = "replay", "Counter already accepted (replay)"
     STALE = "stale", "Counter older than the replay window"

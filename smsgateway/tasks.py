@@ -1,8 +1,12 @@
+import logging
+
 from celery import shared_task
 from django.utils import timezone
 
 from . import alerts, outbox
 from .models import OutboundStatus
+
+logger = logging.getLogger("smsgateway")
 
 
 @shared_task(name="smsgateway.send_outbound")
@@ -39,9 +43,14 @@ def reprocess_stuck() -> int:
     stuck = InboundMessage.objects.filter(
         status=InboundStatus.RECEIVED, received_at__lt=now - timedelta(minutes=5)
     ).order_by("pk")[:500]
+    done = 0
     for message in stuck:
-        process(message, now=now)
-    return len(stuck) + expire_parts(now=now)
+        try:
+            process(message, now=now)
+            done += 1
+        except Exception:  # one bad message must not hold up the rest; it stays RECEIVED
+            logger.exception("reprocessing inbound SMS #%s failed", message.pk)
+    return done + expire_parts(now=now)
 
 
 @shared_task(name="smsgateway.send_rekey_inits")

@@ -66,7 +66,7 @@ def inbound(request: HttpRequest, gateway: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def delivery_report(request: HttpRequest, gateway: str) -> HttpResponse:
     adapter = ADAPTERS.get(gateway)
-    if adapter is None:
+    if adapter is None or not settings.SMS_INGEST_ENABLED:
         raise Http404
     try:
         adapter.authenticate(request)

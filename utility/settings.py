@@ -296,7 +296,7 @@ METER_RELEASE_PUBLIC_KEY = env.str("METER_RELEASE_PUBLIC_KEY", default="")
 
 # --- SMS gateway (S9) ---
 # The webhook runs only where the private KEK is (the ingest service); elsewhere it is a 404.
-SMS_INGEST_ENABLED = env.bool("SMS_INGEST_ENABLED", default=True)
+SMS_INGEST_ENABLED = env.bool("SMS_INGEST_ENABLED", default=DEBUG)
 # Shared secret the gateway puts in its request URL; compared in constant time.
 SMS_GATEWAY_SECRET = (
     _secret("SMS_GATEWAY_SECRET", dev_default="insecure-demo-gateway-secret")

@@ -50,3 +50,18 @@ def test_mass_suspension_and_bundle_downloads_are_capped(make_meter, active_mete
     meter.refresh_from_db()
     assert meter.status == MeterStatus.ACTIVE
     assert AuditEvent.objects.filter(action="cap.exceeded").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_mass_decommission_over_the_cap_destroys_nothing(active_meter, settings):
+    from devices.models import KeyState
+    from devices.services import decommission_meters
+
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "devices.meter_decommissioned": (2, 86400)}
+    meters = [active_meter()[0] for _ in range(3)]
+    with pytest.raises(CapExceeded):
+        decommission_meters(meters, by="test", reason="bulk")
+    for meter in meters:
+        meter.refresh_from_db()
+        assert meter.status == MeterStatus.ACTIVE
+        assert meter.keys.get().state == KeyState.ACTIVE

@@ -115,3 +115,15 @@ def test_garbage_signed_is_refused_cleanly(tmp_path) -> None:
     pkg, sig = write_pkg(tmp_path, b"not a tarball at all")
     with pytest.raises(UpdateError, match="tarball"):
         install_update(pkg, sig, RELEASE_PUB, tmp_path / "opt")
+
+
+def test_an_oversized_package_is_refused_before_it_is_read(tmp_path) -> None:
+    from meteragent import update
+
+    big = tmp_path / "big.tar.gz"
+    with big.open("wb") as out:
+        out.truncate(update.MAX_PACKAGE_BYTES + 1)  # sparse: costs no disk
+    sig = tmp_path / "big.sig"
+    sig.write_bytes(b"x" * 64)
+    with pytest.raises(update.UpdateError, match="too large"):
+        update.install_update(big, sig, bytes(32), tmp_path / "root")

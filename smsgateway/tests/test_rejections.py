@@ -173,3 +173,26 @@ def test_the_front_end_does_not_serve_the_webhook(test_meter, post_sms, settings
     settings.SMS_INGEST_ENABLED = False
     meter = test_meter()
     assert post_sms(meter.msisdn, meter.report()).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_stored_key_that_does_not_open_is_a_rejection_not_a_crash(test_meter, post_sms):
+    a, b = test_meter(), test_meter()
+    key_a, key_b = MeterKey.objects.get(meter=a.meter), MeterKey.objects.get(meter=b.meter)
+    key_b.wrapped_key = key_a.wrapped_key  # moved between rows in the database
+    key_b.save(update_fields=["wrapped_key"])
+    _assert_rejected(post_sms(b.msisdn, b.report(hours_back(2))), "key_unusable")
+
+
+@pytest.mark.django_db
+def test_processing_a_message_twice_changes_nothing(test_meter, post_sms):
+    from smsgateway.ingest import process
+
+    meter = test_meter()
+    assert post_sms(meter.msisdn, meter.report(hours_back(3))).text == "accepted"
+    message = InboundMessage.objects.get()
+    message.status = "received"  # as a racing retry or the sweeper would still see it
+    process(message, now=timezone.now())
+    message.refresh_from_db()
+    assert message.status == "accepted" and message.reason == ""
+    assert OutboundMessage.objects.count() == 1
