@@ -59,6 +59,10 @@ def statements(database: str, billing_sequences: list[str]) -> list[tuple[str, s
     app = _q(APP_ROLE)
     add(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}")
     add(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app}")
+    # The audit log is append-only for the application (S13): no UPDATE or DELETE of records,
+    # no deleting the chain head (and no TRUNCATE on anything, which is never granted).
+    add(f"REVOKE UPDATE, DELETE ON audit_auditevent FROM {app}")
+    add(f"REVOKE DELETE ON audit_auditchainhead FROM {app}")
     # Tables the owner creates later (new migrations, monthly reading partitions).
     add(
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE "

@@ -157,3 +157,22 @@ def test_admin_changes_are_audited(client, make_staff, verified_client, django_u
 def test_unknown_outcome_is_refused():
     with pytest.raises(ValueError):
         record("x", outcome="maybe")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_chain_head_cannot_be_reset_or_deleted():
+    _write(3)
+    for sql in (
+        "UPDATE audit_auditchainhead SET seq = 0",
+        "UPDATE audit_auditchainhead SET seq = 3",
+        "DELETE FROM audit_auditchainhead",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="chain head"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql)
+    _write(1)  # the application still appends
+    assert verify_chain().ok and verify_chain().checked == 4
