@@ -23,15 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.scratch import drop_database, recreate_database  # noqa: E402
+
 DB_NAME = "bench_billing"
-
-
-def admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def setup_django() -> None:
@@ -133,8 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
-    admin(f"DROP DATABASE IF EXISTS {DB_NAME}")
-    admin(f"CREATE DATABASE {DB_NAME}")
+    recreate_database(DB_NAME)
     try:
         setup_django()
         results, have = [], 0
@@ -167,7 +160,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        admin(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

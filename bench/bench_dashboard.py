@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench import scratch  # noqa: E402
+
 DB_NAME = "bench_dashboard"
 HOURS = 2 * 365 * 24  # 17,520
 
@@ -49,12 +50,7 @@ def configure() -> None:
 
 
 def recreate_database(drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        if not drop_only:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
+    (scratch.drop_database if drop_only else scratch.recreate_database)(DB_NAME)
 
 
 def fill(meters: int) -> tuple[str, object]:

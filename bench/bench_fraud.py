@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shlex
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import django_environment, drop_database, recreate_database  # noqa: E402
 
 DB_NAME = "bench_fraud"
 DAYS = 90
@@ -140,21 +141,8 @@ def main() -> int:
     parser.add_argument("--meters", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
     args = parser.parse_args()
-    import psycopg
-
-    admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        c.execute(f"CREATE DATABASE {DB_NAME}")
-    os.environ.update(
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(48),
-        AUDIT_KEY=secrets.token_urlsafe(48),
-        SMS_INGEST_ENABLED="false",
-        DJANGO_SETTINGS_MODULE="utility.settings",
-        LOG_LEVEL="WARNING",
-    )
+    recreate_database(DB_NAME)
+    os.environ.update(django_environment(DB_NAME, SMS_INGEST_ENABLED="false"))
     import django
 
     django.setup()
@@ -221,8 +209,7 @@ def main() -> int:
     finally:
         if not args.keep:
             connection.close()
-            with psycopg.connect(admin_url, autocommit=True) as c:
-                c.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+            drop_database(DB_NAME)
     return 0
 
 

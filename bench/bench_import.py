@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shlex
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import django_environment, recreate_database  # noqa: E402
 
 DB_NAME = "bench_import"
 
@@ -39,20 +40,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1000, 10000])
     args = parser.parse_args()
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        c.execute(f"CREATE DATABASE {DB_NAME}")
-    os.environ.update(
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(48),
-        AUDIT_KEY=secrets.token_urlsafe(48),
-        SMS_INGEST_ENABLED="false",
-        DJANGO_SETTINGS_MODULE="utility.settings",
-        LOG_LEVEL="WARNING",
-    )
+    recreate_database(DB_NAME)
+    os.environ.update(django_environment(DB_NAME, SMS_INGEST_ENABLED="false"))
     import django
 
     django.setup()

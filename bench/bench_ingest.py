@@ -35,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.scratch import recreate_database  # noqa: E402
+
 DB_NAME = "bench_ingest"
 
 
@@ -59,14 +60,6 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
         "SMS_OUTBOUND_DAILY_CAP": "1000",
         "LOG_LEVEL": "WARNING",
     }
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
 def provision(meters: int) -> list[tuple[str, object]]:
@@ -241,7 +234,7 @@ def main() -> int:
     env = environment(args)
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "utility.settings"
-    recreate_database()
+    recreate_database(DB_NAME)
     import django
 
     django.setup()

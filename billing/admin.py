@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from audit.services import record
+from utility.readonly_admin import ReadOnlyModelAdmin
 
 from .models import BillingAccount, BillingRun, Invoice, Tariff, TariffVersion, TierBlock, TouBand
 
@@ -36,24 +37,13 @@ class BillingAccountAdmin(admin.ModelAdmin):
     raw_id_fields = ["customer", "premises"]
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(BillingRun)
-class BillingRunAdmin(ReadOnly):
+class BillingRunAdmin(ReadOnlyModelAdmin):
     list_display = ["period_start", "period_end", "status", "invoices_issued", "failed"]
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnly):
+class InvoiceAdmin(ReadOnlyModelAdmin):
     """Read-only: an issued invoice is corrected by a credit note (staff invoice page)."""
 
     list_display = ["number", "kind", "account", "period_start", "period_end", "total"]

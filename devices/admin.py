@@ -7,6 +7,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.caps import CapExceeded
+from utility.readonly_admin import ReadOnlyModelAdmin
 
 from . import services
 from .forms import ManifestImportForm
@@ -200,19 +201,8 @@ class PremisesAdmin(admin.ModelAdmin):
     search_fields = ["reference", "postcode", "address"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(MeterKey)
-class MeterKeyAdmin(ReadOnlyAdmin):
+class MeterKeyAdmin(ReadOnlyModelAdmin):
     list_display = ["meter", "key_id", "state", "origin", "kek_id", "created_at", "activated_at"]
     list_filter = ["state", "origin", "kek_id"]
     search_fields = ["meter__number"]
@@ -229,7 +219,7 @@ class MeterKeyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(KeyRotation)
-class KeyRotationAdmin(ReadOnlyAdmin):
+class KeyRotationAdmin(ReadOnlyModelAdmin):
     list_display = ["meter", "new_key_id", "state", "init_attempts", "requested_by", "created_at"]
     list_filter = ["state"]
     search_fields = ["meter__number"]
@@ -247,5 +237,5 @@ class KeyRotationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MeterReplacement)
-class MeterReplacementAdmin(ReadOnlyAdmin):
+class MeterReplacementAdmin(ReadOnlyModelAdmin):
     list_display = ["old_meter", "new_meter", "premises", "replaced_at"]

@@ -1,21 +1,12 @@
 from django.contrib import admin
 
+from utility.readonly_admin import ReadOnlyModelAdmin
+
 from .models import DeliveryReport, InboundMessage, OutboundMessage
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(InboundMessage)
-class InboundMessageAdmin(ReadOnly):
+class InboundMessageAdmin(ReadOnlyModelAdmin):
     list_display = ["pk", "received_at", "sender", "status", "reason", "meter", "key_id", "counter"]
     list_filter = ["status", "reason", "gateway"]
     search_fields = ["sender", "meter__number", "dedupe_key"]
@@ -24,7 +15,7 @@ class InboundMessageAdmin(ReadOnly):
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(ReadOnly):
+class OutboundMessageAdmin(ReadOnlyModelAdmin):
     list_display = ["pk", "created_at", "msisdn", "kind", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["msisdn", "meter__number"]
@@ -32,5 +23,5 @@ class OutboundMessageAdmin(ReadOnly):
 
 
 @admin.register(DeliveryReport)
-class DeliveryReportAdmin(ReadOnly):
+class DeliveryReportAdmin(ReadOnlyModelAdmin):
     list_display = ["outbound", "status_code", "received_at"]

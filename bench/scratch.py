@@ -1,0 +1,39 @@
+"""Scratch PostgreSQL databases and settings for the benchmarks (loopback server, trust auth)."""
+
+from __future__ import annotations
+
+import secrets
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def drop_database(name: str) -> None:
+    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def recreate_database(name: str) -> None:
+    """An empty database `name`, dropping whatever a previous run left."""
+    drop_database(name)
+    _admin(f"CREATE DATABASE {name}")
+
+
+def django_environment(db_name: str, **extra: str) -> dict[str, str]:
+    """Production-like settings on the scratch database, with throwaway secrets."""
+    return {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "AUDIT_KEY": secrets.token_urlsafe(48),
+        "SMS_GATEWAY_SECRET": secrets.token_urlsafe(24),
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "utility.settings",
+        **extra,
+    }
