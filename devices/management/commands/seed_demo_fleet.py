@@ -19,7 +19,10 @@ from meteragent.store import Store
 from readings.services import store_readings
 
 HOUR = 3600
-LIVE_HOURS = 48  # the agents backfill these themselves and send them over the webhook
+LIVE_HOURS = 48
+DEMO_CUSTOMER = (
+    "customer@example.org"  # the agents backfill these themselves and send them over the webhook
+)
 
 
 class Command(BaseCommand):
@@ -85,4 +88,26 @@ class Command(BaseCommand):
                 store.record_reading(anchor_hour, history[-1][1])
                 store.mark_acknowledged(anchor_hour)
             self.stdout.write(f"  meter {number} (SIM {msisdn}): {len(history)} hours of history")
+        self._demo_customer(first_hour)
         self.stdout.write(f"Demo fleet of {meters} meters in {dir}.")
+
+    def _demo_customer(self, first_hour: int) -> None:
+        """A customer who lives at the first demo premises since the history began."""
+        from datetime import UTC, datetime
+
+        from allauth.account.models import EmailAddress
+
+        from accounts.management.commands.seed_demo import DEMO_PASSWORD
+        from accounts.models import MeterOccupancy, User
+
+        meter = Meter.objects.filter(premises__reference="DEMO-0001").first()
+        if meter is None or User.objects.filter(email=DEMO_CUSTOMER).exists():
+            return
+        user = User.objects.create_user(DEMO_CUSTOMER, DEMO_PASSWORD, full_name="Demo Customer")
+        EmailAddress.objects.create(user=user, email=DEMO_CUSTOMER, verified=True, primary=True)
+        MeterOccupancy.objects.create(
+            user=user, meter=meter, start=datetime.fromtimestamp(first_hour * HOUR, tz=UTC)
+        )
+        self.stdout.write(
+            f"  demo customer {DEMO_CUSTOMER} (password {DEMO_PASSWORD}) lives with meter {meter}"
+        )
