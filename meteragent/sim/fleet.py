@@ -34,6 +34,7 @@ from meteragent.agent import Agent, AgentConfig
 from meteragent.bundle import Bundle, BundleError, parse_bundle
 from meteragent.clock import SystemClock
 from meteragent.console import meter_seed
+from meteragent.display import LogDisplay
 from meteragent.energy import SimulatedEnergySource
 from meteragent.keyfile import (
     DeviceKeys,
@@ -81,6 +82,19 @@ def backfill(store: Store, energy: SimulatedEnergySource, hours: int, now: float
         if result.wh is not None and store.record_reading(hour, result.wh):
             written += 1
     return written
+
+
+class SimulatedLcd(LogDisplay):
+    """The demo meter's LCD is the terminal: a claim code appears there, as it would on the
+    meter's own display for the person standing in front of it (a real meter never logs it)."""
+
+    def __init__(self, meter_number: str) -> None:
+        super().__init__()
+        self.meter_number = meter_number
+
+    def show_code(self, code: str) -> None:
+        super().show_code(code)
+        print(f"[LCD of meter {self.meter_number}] CODE {code}", flush=True)
 
 
 def _device_keys(meter: FleetMeter) -> DeviceKeys:
@@ -151,6 +165,7 @@ class Fleet:
                     clock=self.clock,
                     signing_public=public_bytes(signing),
                     config=AgentConfig(send_every_seconds=self.send_every_seconds),
+                    display=SimulatedLcd(meter.bundle.meter_number),
                 )
                 meter.ready.set()
                 if not self._stop.is_set():
