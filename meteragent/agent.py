@@ -66,6 +66,7 @@ from meteragent.protocol import (
     meter_handle_init,
 )
 from meteragent.protocol.readings import ARG_MAX, ARG_MIN
+from meteragent.protocol.replay import MAX_COUNTER
 from meteragent.scheduler import HOUR, SendSchedule, hour_index, next_every, next_hour, next_send
 from meteragent.store import EVENT_STORE_TAMPER, Store, StoreError
 from meteragent.transport import Transport, TransportError
@@ -130,6 +131,9 @@ class StoreCounter:
         current = self._db.load_counter(self.name)
         if value > current:
             self._db.reserve_counter(self.name, value - current)
+
+
+COUNTER_FLOOR_SECONDS = 15
 
 
 @dataclass
@@ -226,10 +230,16 @@ class Agent:
         self.store.put_meta(self._window_name(key_id), "{},{}".format(*window.to_tuple()))
 
     def _uplink_counter(self, key_id: int) -> CounterReservation:
-        # One counter per key id: a key id the meter never sent under starts at 1.
-        return CounterReservation(
-            StoreCounter(self.store, f"uplink:{key_id}"), self.config.counter_block
-        )
+        # One counter per key id. Its floor follows the (S5-protected) clock, four counters a
+        # minute: restoring an older copy of the store file would otherwise rewind the counter
+        # and make the meter reuse AES-GCM nonces. Even a burst of 16 frames is below the
+        # floor again four minutes later; the 32-bit space lasts until the year 4000.
+        counter = StoreCounter(self.store, f"uplink:{key_id}")
+        if self.clock.is_set:
+            floor = int(self.clock.time()) // COUNTER_FLOOR_SECONDS
+            if counter.load() < floor <= MAX_COUNTER:
+                counter.store(floor)
+        return CounterReservation(counter, self.config.counter_block)
 
     @property
     def pending_rekey(self) -> PendingRekey | None:

@@ -323,3 +323,34 @@ def test_stop_ends_the_loop(rig: Rig) -> None:
     rig.agent.stop()
     rig.agent.run()  # returns at once: stop() was requested before
     assert rig.fake.sent == []
+
+
+def test_an_older_copy_of_the_store_never_rewinds_the_uplink_counter(rig: Rig, tmp_path) -> None:
+    """Offline overwrite with an older store file: the counter floor follows the clock, so no
+    counter (no AES-GCM nonce) is used twice under the same key."""
+    import shutil
+
+    from meteragent.agent import COUNTER_FLOOR_SECONDS
+
+    rig.agent.run(until=rig.clock.monotonic() + 7 * 3600)  # through the 06:00 send
+    used_before = {counter for counter, _ in rig.server.reports}
+    snapshot = tmp_path / "old.db"
+    shutil.copy(rig.store.path, snapshot)  # what an attacker saved
+    rig.agent.run(until=rig.clock.monotonic() + 12 * 3600)  # through the 18:00 send
+    used_before |= {counter for counter, _ in rig.server.reports}
+    rig.store.close()
+    shutil.copy(snapshot, rig.store.path)  # the older copy is put back
+    old = Store(rig.store.path)
+    agent = Agent(
+        store=old,
+        keys=DeviceKeys(METER, KEY_ID, ROOT, UTILITY),
+        transport=rig.transport,
+        energy=SimulatedEnergySource(seed=42, start=T0, start_wh=1_000_000),
+        clock=rig.clock,
+        signing_public=SIGNING_PUBLIC,
+        config=AgentConfig(schedule=SendSchedule(6 * 60, 18 * 60, 0)),
+    )
+    counters = agent.send_now()
+    assert counters and not set(counters) & used_before
+    assert min(counters) >= int(rig.clock.time()) // COUNTER_FLOOR_SECONDS
+    old.close()
