@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils.crypto import salted_hmac
 
 from audit.caps import CapExceeded, enforce_cap
-from audit.models import Outcome
+from audit.models import AuditEvent, Outcome
 from audit.services import record
 from devices.models import Meter, MeterStatus
 
@@ -99,6 +99,24 @@ def send_claim_code(claim_id: int, *, now: datetime) -> str:
                 details={"claim": claim.pk, "reason": "no claimable meter"},
             )
             return "no meter"
+        # Per meter too: each code is an SMS to that meter, and its daily SMS budget must stay
+        # free for the acks of its readings (S12); strangers asking for codes must not use it up.
+        sent_today = AuditEvent.objects.filter(
+            action="accounts.claim_code_sent",
+            target=f"meter:{meter.number}",
+            created_at__gte=now - timedelta(days=1),
+        ).count()
+        if sent_today >= settings.CLAIM_CODES_PER_METER_PER_DAY:
+            claim.status = ClaimStatus.UNDELIVERABLE
+            claim.save(update_fields=["status"])
+            record(
+                "customer.claim_code_not_sent",
+                actor="accounts",
+                target=f"meter:{meter.number}",
+                outcome=Outcome.DENIED,
+                details={"claim": claim.pk, "reason": "daily codes for this meter used up"},
+            )
+            return "meter limit"
         try:
             enforce_cap("accounts.claim_code_sent", actor="accounts")
         except CapExceeded:

@@ -57,6 +57,13 @@ def case_list(request: HttpRequest) -> HttpResponse:
 @staff_required("fraud.view_case")
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(Case.objects.select_related("meter", "meter__premises"), pk=pk)
+    # The evidence is a household's consumption: staff views of it are audited.
+    record(
+        "staff.customer_data_viewed",
+        actor=request.user,
+        target=f"meter:{case.meter.number}",
+        details={"view": "fraud_case", "case": case.pk},
+    )
     return render(
         request,
         "fraud/case_detail.html",
@@ -191,6 +198,12 @@ def work_order_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required("fraud.view_case")
 def meter_evidence(request: HttpRequest, meter_id: int) -> HttpResponse:
     meter = get_object_or_404(Meter.objects.select_related("premises"), pk=meter_id)
+    record(
+        "staff.customer_data_viewed",
+        actor=request.user,
+        target=f"meter:{meter.number}",
+        details={"view": "fraud_meter"},
+    )
     return render(
         request,
         "fraud/meter.html",

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 
 from audit.models import Outcome
@@ -19,6 +21,8 @@ from audit.services import record
 
 from .models import ApiToken, TokenKind
 from .selectors import Access
+
+logger = logging.getLogger(__name__)
 
 TOKEN_RE_PREFIX = "mpt_"  # noqa: S105 (a label, not a secret)
 
@@ -111,6 +115,35 @@ def revoke(token: ApiToken, *, by, now: datetime) -> None:
         )
 
 
+def _record_rejection(target: str, outcome: str, reason: str, *, now: datetime) -> None:
+    """Audit a rejected token, but at most API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE a minute:
+    a flood of garbage tokens from anonymous clients must not queue every audited action of
+    the site behind the audit chain's lock. Beyond that the rejections are only logged."""
+    minute_key = f"api-token-rejections:{int(now.timestamp()) // 60}"
+    cache.add(minute_key, 0, timeout=120)
+    try:
+        seen = cache.incr(minute_key)
+    except ValueError:
+        seen = 1
+    logger.warning("API token rejected (%s): %s", reason, target)
+    if seen <= settings.API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE:
+        record(
+            "api.token_rejected",
+            actor="anonymous",
+            target=target,
+            outcome=outcome,
+            details={"reason": reason},
+        )
+    elif seen == settings.API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE + 1:
+        record(
+            "api.token_rejection_flood",
+            actor="anonymous",
+            target="api",
+            outcome=Outcome.ALERT,
+            details={"minute": minute_key},
+        )
+
+
 def authenticate_token(raw: str, *, now: datetime) -> ApiToken | None:
     """The valid token matching `raw`, or None (audited as a failure)."""
     parts = raw.split("_")
@@ -119,22 +152,10 @@ def authenticate_token(raw: str, *, now: datetime) -> ApiToken | None:
     token = ApiToken.objects.filter(prefix=parts[1]).select_related("user").first()
     expected = token.token_hash if token else "0" * 64
     if not hmac.compare_digest(expected, _hash(raw)) or token is None:
-        record(
-            "api.token_rejected",
-            actor="anonymous",
-            target=f"token:{parts[1][:16]}",
-            outcome=Outcome.FAILURE,
-            details={"reason": "unknown"},
-        )
+        _record_rejection(f"token:{parts[1][:16]}", Outcome.FAILURE, "unknown", now=now)
         return None
     if not token.is_valid(now) or not token.user.is_active:
-        record(
-            "api.token_rejected",
-            actor="anonymous",
-            target=f"token:{token.prefix}",
-            outcome=Outcome.DENIED,
-            details={"reason": "expired or revoked"},
-        )
+        _record_rejection(f"token:{token.prefix}", Outcome.DENIED, "expired or revoked", now=now)
         return None
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 
 from django import forms
@@ -95,6 +95,9 @@ class UsageQuery(forms.Form):
         if (start is None) != (end is None):
             raise forms.ValidationError("Give both start and end, or neither.")
         if start and end and resolution:
+            # Readings exist from 2000 on; far-off dates would only overflow the bucket maths.
+            if start.year < 2000 or end.year > date.today().year + 1:
+                raise forms.ValidationError("Dates must lie between 2000 and next year.")
             if start >= end:
                 raise forms.ValidationError("start must be before end.")
             if end - start > self.MAX_SPAN[resolution]:

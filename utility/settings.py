@@ -226,6 +226,9 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# allauth's rate limits key on the client address too: the same proxies are trusted there, or
+# every customer would share nginx's address (one client could lock the whole site out).
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 
 # No inline script or style anywhere: everything is served from our own static files.
 CONTENT_SECURITY_POLICY = {
@@ -513,3 +516,10 @@ DATABASES["billing_ro"] = (
 DATABASES["billing_ro"]["TEST"] = {"MIRROR": "default"}
 BILLING_READ_DATABASE = "billing_ro" if BILLING_DATABASE_URL else "default"
 CELERY_BEAT_SCHEDULE["billing-due-runs"] = {"task": "billing.start_due_runs", "schedule": 3600}
+
+# --- Claim codes per meter (S12): each is an SMS to that meter; keep its budget for acks ---
+CLAIM_CODES_PER_METER_PER_DAY = env.int("CLAIM_CODES_PER_METER_PER_DAY", default=3)
+# A flood of bad API tokens is logged, but audited only this often per minute (and alerted).
+API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE = env.int(
+    "API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE", default=30
+)

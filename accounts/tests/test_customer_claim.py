@@ -148,3 +148,18 @@ def test_move_in_ends_the_previous_occupants_access(reachable):
     assert MeterOccupancy.objects.filter(meter=reachable.meter, end__isnull=True).count() == 1
     assert AuditEvent.objects.filter(action="customer.moved_out").exists()
     assert any(m.to == ["old@example.com"] and "claimed" in m.subject for m in mail.outbox)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_codes_per_meter_are_limited_so_its_acks_keep_their_sms(reachable, settings):
+    """Strangers asking for codes for one sticker number cannot use up that meter's SMS."""
+    settings.CLAIM_CODES_PER_METER_PER_DAY = 2
+    for i in range(3):
+        request_claim(
+            make_customer(f"stranger{i}@example.com"), reachable.meter.number, now=timezone.now()
+        )
+    statuses = list(MeterClaim.objects.order_by("pk").values_list("status", flat=True))
+    assert statuses == [ClaimStatus.SENT, ClaimStatus.SENT, ClaimStatus.UNDELIVERABLE]
+    assert AuditEvent.objects.filter(
+        action="customer.claim_code_not_sent", details__reason="daily codes for this meter used up"
+    ).exists()

@@ -192,3 +192,25 @@ def test_staff_cannot_use_the_customer_login(client, make_staff):
     response = client.post("/accounts/login/", {"login": user.email, "password": STAFF_PASSWORD})
     assert response.status_code == 302 and response.url.startswith("/admin/login/")
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_the_proxy_one_clients_failures_do_not_lock_out_another(client, settings):
+    """allauth's per-address limits see the client behind nginx, not nginx itself."""
+    settings.TRUSTED_PROXY_COUNT = settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login_failed": "3/m/ip"}
+    make_customer("bystander@example.com")
+    for i in range(4):
+        client.post(
+            "/accounts/login/",
+            {"login": f"guess{i}@example.com", "password": "wrong password 1"},
+            HTTP_X_FORWARDED_FOR="198.51.100.66",
+            REMOTE_ADDR="127.0.0.1",
+        )
+    other = client.post(
+        "/accounts/login/",
+        {"login": "bystander@example.com", "password": CUSTOMER_PASSWORD},
+        HTTP_X_FORWARDED_FOR="203.0.113.7",
+        REMOTE_ADDR="127.0.0.1",
+    )
+    assert other.status_code == 302  # signed in: the attacker's address is not everyone's

@@ -141,3 +141,13 @@ def test_csv_export_streams_own_readings(client, owner):
 def test_csv_cells_cannot_start_a_formula(value):
     assert csv_safe(value).startswith("'")
     assert csv_safe("2026-01-01T00:00:00+00:00") == "2026-01-01T00:00:00+00:00"
+
+
+@pytest.mark.django_db
+def test_far_off_dates_are_a_400_not_a_crash(client, make_meter):  # noqa: F811
+    meter = make_meter()
+    user = make_customer("far@example.com", meter, start=datetime.now(UTC) - timedelta(days=3))
+    client.force_login(user)
+    url = f"/portal/meters/{meter.number}/usage.json"
+    response = client.get(url, {"resolution": "month", "start": "9999-11-01", "end": "9999-12-31"})
+    assert response.status_code == 400
