@@ -1,18 +1,74 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 
 from audit.services import record
 from utility.readonly_admin import ReadOnlyModelAdmin
 
-from .models import BillingAccount, BillingRun, Invoice, Tariff, TariffVersion, TierBlock, TouBand
+from .models import (
+    BillingAccount,
+    BillingRun,
+    Invoice,
+    Tariff,
+    TariffKind,
+    TariffVersion,
+    TierBlock,
+    TouBand,
+)
+from .rating import BillingError, check_tiers, check_tou_bands
+
+
+class _VersionChildFormSet(BaseInlineFormSet):
+    """Validates the version's bands or blocks as a whole, as the billing run will."""
+
+    kind: str = ""
+
+    def rows(self) -> list[dict]:
+        return [
+            form.cleaned_data
+            for form in self.forms
+            if form.cleaned_data and not self._should_delete_form(form)
+        ]
+
+    def check(self, rows: list[dict], label: str) -> None:
+        raise NotImplementedError
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors) or self.instance.kind != self.kind:
+            return
+        label = f"{self.instance.pk}" if self.instance.pk else str(self.instance.valid_from)
+        try:
+            self.check(self.rows(), label)
+        except BillingError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class TouBandFormSet(_VersionChildFormSet):
+    kind = TariffKind.TOU
+
+    def check(self, rows, label):
+        check_tou_bands(
+            [(r["name"], r["day_type"], r["start_hour"], r["end_hour"]) for r in rows], label
+        )
+
+
+class TierBlockFormSet(_VersionChildFormSet):
+    kind = TariffKind.TIERED
+
+    def check(self, rows, label):
+        check_tiers([(r["position"], r["up_to_kwh"]) for r in rows], label)
 
 
 class TouBandInline(admin.TabularInline):
     model = TouBand
+    formset = TouBandFormSet
     extra = 0
 
 
 class TierBlockInline(admin.TabularInline):
     model = TierBlock
+    formset = TierBlockFormSet
     extra = 0
 
 

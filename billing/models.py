@@ -154,6 +154,28 @@ class BillingAccount(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    def clean(self) -> None:
+        """Refuse a second account supplying the same premises on the same days: both would
+        be billed for the premises' meters (the whole consumption twice)."""
+        if self.premises_id is None or self.opened_on is None:
+            return
+        if self.closed_on is not None and self.closed_on <= self.opened_on:
+            raise ValidationError({"closed_on": "The move-out date must be after the move-in."})
+        others = BillingAccount.objects.filter(premises_id=self.premises_id).filter(
+            Q(closed_on__isnull=True) | Q(closed_on__gt=self.opened_on)
+        )
+        if self.closed_on is not None:
+            others = others.filter(opened_on__lt=self.closed_on)
+        if self.pk is not None:
+            others = others.exclude(pk=self.pk)
+        clash = others.order_by("opened_on").first()
+        if clash is not None:
+            until = clash.closed_on or "open"
+            raise ValidationError(
+                f"Premises already supplied by account {clash.number} "
+                f"({clash.opened_on} - {until}); close it before this one opens."
+            )
+
 
 class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"

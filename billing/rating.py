@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from django.conf import settings
 
 from .consumption import Usage
-from .models import LineKind, TariffKind, TariffVersion
+from .models import DayType, LineKind, TariffKind, TariffVersion
 
 KWH = Decimal("0.001")
 
@@ -60,6 +60,85 @@ class Line:
     corrects_id: int | None = None
 
 
+def _band_hours(start: int, end: int) -> set[int]:
+    """The local hours of a band, as the consumption query matches them: [start, end), and
+    for start >= end the band wraps midnight (start == end is every hour)."""
+    if start < end:
+        return set(range(start, end))
+    return set(range(start, 24)) | set(range(0, end))
+
+
+def check_tou_bands(bands: list[tuple[str, str, int, int]], label: str) -> None:
+    """Bands (name, day type, start hour, end hour) of a time-of-use version: names unique, and
+    every local hour of weekdays and of weekends in exactly one band. Raises BillingError."""
+    if not bands:
+        raise BillingError(f"tariff version {label}: a time-of-use version needs bands")
+    names = [name for name, *_ in bands]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BillingError(
+            f"tariff version {label}: band names must be unique, {', '.join(twice)} repeated"
+        )
+    problems = []
+    for day in (DayType.WEEKDAY, DayType.WEEKEND):
+        cover: dict[int, list[str]] = {hour: [] for hour in range(24)}
+        for name, day_type, start, end in bands:
+            if day_type in (DayType.ALL, day):
+                for hour in _band_hours(start, end):
+                    cover[hour].append(name)
+        gaps = [hour for hour, names in cover.items() if not names]
+        overlaps = {hour: names for hour, names in cover.items() if len(names) > 1}
+        if gaps:
+            problems.append(f"{day} hours {_hours(gaps)} are in no band")
+        if overlaps:
+            hours = _hours(list(overlaps))
+            both = sorted({name for names in overlaps.values() for name in names})
+            problems.append(f"{day} hours {hours} are in several bands ({', '.join(both)})")
+    if problems:
+        raise BillingError(f"tariff version {label}: " + "; ".join(problems))
+
+
+def _hours(hours: list[int]) -> str:
+    return ", ".join(f"{hour:02d}" for hour in sorted(hours))
+
+
+def check_tiers(tiers: list[tuple[int, Decimal | None]], label: str) -> None:
+    """Blocks (position, up_to_kwh) of a tiered version: bounds rising, the last unbounded, so
+    that all consumption is priced. Raises BillingError."""
+    if not tiers:
+        raise BillingError(f"tariff version {label}: a tiered version needs blocks")
+    ordered = sorted(tiers, key=lambda tier: tier[0])
+    if ordered[-1][1] is not None:
+        raise BillingError(
+            f"tariff version {label}: the last tier block (position {ordered[-1][0]}) must "
+            "have no upper bound, or consumption above it goes unbilled"
+        )
+    lower = Decimal(0)
+    for position, up_to in ordered[:-1]:
+        if up_to is None:
+            raise BillingError(
+                f"tariff version {label}: only the last tier block may be unbounded "
+                f"(position {position} is not last)"
+            )
+        if up_to <= lower:
+            raise BillingError(
+                f"tariff version {label}: tier bounds must rise (position {position})"
+            )
+        lower = up_to
+
+
+def validate_version(version: TariffVersion) -> None:
+    """The bands or tiers of a version are usable for rating; raises BillingError naming the
+    version. Called by the admin (formsets) and, through `segments`, before every rating."""
+    label = f"{version.pk} ({version})" if version.pk else str(version.valid_from)
+    if version.kind == TariffKind.TOU:
+        check_tou_bands(
+            [(b.name, b.day_type, b.start_hour, b.end_hour) for b in version.bands.all()], label
+        )
+    elif version.kind == TariffKind.TIERED:
+        check_tiers([(t.position, t.up_to_kwh) for t in version.tiers.all()], label)
+
+
 def segments(versions: list[TariffVersion], start: date, end: date) -> list[Segment]:
     """The tariff versions in force over [start, end), clipped; every day must be covered."""
     result, cursor = [], start
@@ -69,6 +148,7 @@ def segments(versions: list[TariffVersion], start: date, end: date) -> list[Segm
         if seg_start < seg_end:
             if seg_start != cursor:
                 raise BillingError(f"no tariff version covers {cursor} - {seg_start}")
+            validate_version(version)
             result.append(Segment(version, seg_start, seg_end))
             cursor = seg_end
     if cursor != end:

@@ -202,7 +202,13 @@ def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
     for earlier in recent:
         billed = InvoiceLine.objects.filter(
             Q(invoice=earlier, kind=LineKind.ENERGY)
-            | Q(corrects=earlier, kind=LineKind.ADJUSTMENT, invoice__status=InvoiceStatus.ISSUED)
+            | Q(
+                corrects=earlier,
+                kind=LineKind.ADJUSTMENT,
+                invoice__status=InvoiceStatus.ISSUED,
+                # A credited invoice's corrections were cancelled with it: not billed.
+                invoice__credit_notes__isnull=True,
+            )
         )
         redo = compute(account, earlier.period_start, earlier.period_end, versions=versions)
         energy = [line for line in redo.lines if line.kind == LineKind.ENERGY]
@@ -368,12 +374,15 @@ def issue_credit_note(
         replacement = None
         if rebill:
             draft = compute(invoice.account, invoice.period_start, invoice.period_end)
+            # The credit note cancelled the corrections the invoice carried too: the
+            # replacement carries them again (re-priced with today's readings).
+            lines = draft.lines + corrections(invoice.account, invoice.period_start)
             replacement = _write(
                 invoice.account,
                 kind=InvoiceKind.INVOICE,
                 start=invoice.period_start,
                 end=invoice.period_end,
-                lines=draft.lines,
+                lines=lines,
                 reads=draft.reads,
                 now=now,
                 by=by,
@@ -406,6 +415,18 @@ def accounts_for_period(start: date, end: date):
     )
 
 
+def overlapping_invoices(account: BillingAccount, start: date, end: date):
+    """The account's issued, uncredited invoices covering any day of [start, end)."""
+    return Invoice.objects.filter(
+        account=account,
+        kind=InvoiceKind.INVOICE,
+        status=InvoiceStatus.ISSUED,
+        credit_notes__isnull=True,
+        period_start__lt=end,
+        period_end__gt=start,
+    ).order_by("period_start", "pk")
+
+
 def _bill_one(
     account: BillingAccount,
     start: date,
@@ -418,6 +439,32 @@ def _bill_one(
     correct: bool,
 ) -> int:
     """Invoice one account inside the run; returns 1 if it could not be billed."""
+    clash = overlapping_invoices(account, start, end).first()
+    if clash is not None:
+        # A cycle-day change or a second account at the premises: billing these days again
+        # would charge them twice. Flag it for a person instead.
+        logger.warning(
+            "account %s not billed for %s - %s: invoice %s already covers %s - %s",
+            account,
+            start,
+            end,
+            clash.number,
+            clash.period_start,
+            clash.period_end,
+        )
+        record(
+            "billing.account_overlap",
+            actor=by,
+            target=f"billing-account:{account.number}",
+            outcome=Outcome.FAILURE,
+            details={
+                "run": run.pk,
+                "period": f"{start}/{end}",
+                "invoice": clash.number,
+                "invoice_period": f"{clash.period_start}/{clash.period_end}",
+            },
+        )
+        return 1
     try:
         with transaction.atomic():
             if account.tariff_id not in versions:

@@ -34,6 +34,7 @@ def test_missing_secret_stops_startup_with_clear_message(missing):
         "SECRET_KEY": GOOD_KEY,
         "AUDIT_KEY": GOOD_KEY,
         "SMS_GATEWAY_SECRET": GOOD_KEY,
+        "SMS_INGEST_ENABLED": "true",  # the gateway secret is needed where the webhook runs
     }
     del env[missing]
     result = run_manage("check", env=env)
