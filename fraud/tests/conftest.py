@@ -22,8 +22,7 @@ from readings.models import Reading
 NOW = datetime(2026, 11, 23, 6, tzinfo=UTC)
 TODAY = datetime(2026, 11, 23, tzinfo=UTC)
 
-# The permissions the lead is asked to add to accounts/roles.py; until then the tests grant
-# them to the role groups directly.
+# The fraud permissions each role must hold (accounts/roles.py); `fraud_roles` checks them.
 ROLE_PERMISSIONS = {
     REVENUE_PROTECTION: [
         "view_case",
