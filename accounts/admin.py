@@ -1,9 +1,13 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
+from django.utils import timezone
 
-from .models import User
+from utility.readonly_admin import ReadOnlyModelAdmin
+
+from .customer_services import process_deletion_request
+from .models import AccountDeletionRequest, User
 
 
 class UserChangeFormForEmail(UserChangeForm):
@@ -58,3 +62,24 @@ class UserAdmin(BaseUserAdmin):
             # permissions outside the role table.
             readonly += ["is_superuser", "user_permissions", "password"]
         return readonly
+
+
+@admin.register(AccountDeletionRequest)
+class AccountDeletionRequestAdmin(ReadOnlyModelAdmin):
+    """Customers' deletion requests, processed by a security admin with one audited action."""
+
+    list_display = ["email", "requested_at", "processed_at", "processed_by", "outcome"]
+    list_filter = ["processed_at"]
+    search_fields = ["email"]
+    actions = ["process"]
+
+    def has_process_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.change_accountdeletionrequest")
+
+    @admin.action(description="Close these accounts (readings are kept)", permissions=["process"])
+    def process(self, request, queryset):
+        done = 0
+        for deletion in queryset.filter(processed_at__isnull=True).select_related("user"):
+            process_deletion_request(deletion, by=request.user, now=timezone.now())
+            done += 1
+        self.message_user(request, f"Closed {done} accounts.", messages.SUCCESS)

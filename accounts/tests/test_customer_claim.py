@@ -163,3 +163,29 @@ def test_codes_per_meter_are_limited_so_its_acks_keep_their_sms(reachable, setti
     assert AuditEvent.objects.filter(
         action="customer.claim_code_not_sent", details__reason="daily codes for this meter used up"
     ).exists()
+
+
+@pytest.mark.django_db
+def test_a_security_admin_closes_an_account_on_request(client, make_staff, verified_client):
+    from accounts.models import AccountDeletionRequest
+    from accounts.roles import SECURITY_ADMIN, SUPPORT
+
+    customer = make_customer("leaving@example.com")
+    deletion = AccountDeletionRequest.objects.create(
+        user=customer, email=customer.email, requested_at=timezone.now()
+    )
+    support, device = make_staff("sup@example.org", roles=[SUPPORT])
+    verified_client(support, device)
+    page = client.get("/admin/accounts/accountdeletionrequest/")
+    assert page.status_code == 200 and page.context["action_form"] is None  # view only
+    admin_user, device = make_staff("sec@example.org", roles=[SECURITY_ADMIN])
+    verified_client(admin_user, device)
+    response = client.post(
+        "/admin/accounts/accountdeletionrequest/",
+        {"action": "process", "_selected_action": [deletion.pk]},
+    )
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    deletion.refresh_from_db()
+    assert not customer.is_active and deletion.processed_by == admin_user.email
+    assert AuditEvent.objects.filter(action="customer.deletion_processed").exists()
