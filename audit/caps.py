@@ -8,11 +8,14 @@ whole, before any of it runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import mail_admins
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import AuditEvent, Outcome
@@ -31,28 +34,73 @@ class CapExceeded(Exception):
         )
 
 
-def enforce_cap(
-    action: str, *, requested: int = 1, actor: AbstractBaseUser | str | None = None
-) -> None:
-    """Raise CapExceeded (after recording an alert) if `requested` more `action`s would cross
-    the cap configured in settings.ANOMALY_CAPS; do nothing for an action without a cap."""
+def _over_cap(action: str, requested: int) -> CapExceeded | None:
     cap = settings.ANOMALY_CAPS.get(action)
     if cap is None:
-        return
+        return None
     limit, window = cap
     since = timezone.now() - timedelta(seconds=window)
     recent = AuditEvent.objects.filter(
         action=action, outcome=Outcome.SUCCESS, created_at__gte=since
     ).count()
     if recent + requested <= limit:
-        return
-    error = CapExceeded(action, limit, window, recent, requested)
+        return None
+    return CapExceeded(action, limit, window, recent, requested)
+
+
+def _alert(error: CapExceeded, actor: AbstractBaseUser | str | None) -> None:
     record(
         "cap.exceeded",
         actor=actor,
-        target=action,
+        target=error.action,
         outcome=Outcome.ALERT,
-        details={"limit": limit, "window_s": window, "recent": recent, "requested": requested},
+        details={
+            "limit": error.limit,
+            "window_s": error.window,
+            "recent": error.recent,
+            "requested": error.requested,
+        },
     )
-    mail_admins(f"Anomaly cap reached: {action}", str(error))
-    raise error
+    mail_admins(f"Anomaly cap reached: {error.action}", str(error))
+
+
+def enforce_cap(
+    action: str, *, requested: int = 1, actor: AbstractBaseUser | str | None = None
+) -> None:
+    """Raise CapExceeded (after recording an alert) if `requested` more `action`s would cross
+    the cap configured in settings.ANOMALY_CAPS; do nothing for an action without a cap.
+    The check is not serialised with the write it guards: use `capped` where that matters."""
+    error = _over_cap(action, requested)
+    if error is not None:
+        _alert(error, actor)
+        raise error
+
+
+def _serialise(action: str) -> None:
+    """Hold a transaction-scoped lock per action, so concurrent requests count one another's
+    records (PostgreSQL advisory lock; SQLite serialises writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"cap:{action}"])
+
+
+@contextmanager
+def capped(
+    action: str, *, requested: int = 1, actor: AbstractBaseUser | str | None = None
+) -> Iterator[None]:
+    """A transaction in which `requested` more `action`s may be done and recorded: the cap is
+    checked under a lock held until the records are committed, so two concurrent mass
+    requests cannot both slip under it. Over the cap, nothing runs; the alert is recorded
+    outside the rolled-back transaction and CapExceeded raised."""
+    refused: CapExceeded | None = None
+    try:
+        with transaction.atomic():
+            _serialise(action)
+            refused = _over_cap(action, requested)
+            if refused is not None:
+                raise refused
+            yield
+    except CapExceeded as error:
+        if error is refused:
+            _alert(error, actor)
+        raise

@@ -10,7 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from audit.caps import enforce_cap
+from audit.caps import capped
 from audit.models import Outcome
 from audit.services import record
 from meteragent.bundle import Bundle
@@ -46,9 +46,8 @@ def issue_bundle(meter: Meter, *, by: Actor, now: datetime | None = None) -> byt
     The bundle is returned once and never stored: a second download means a new key, and
     the key of an earlier, unused bundle is withdrawn.
     """
-    enforce_cap("devices.bundle_issued", actor=by)
     now = now or timezone.now()
-    with transaction.atomic():
+    with capped("devices.bundle_issued", actor=by):
         meter = Meter.objects.select_for_update().get(pk=meter.pk)
         if meter.status not in (MeterStatus.REGISTERED, MeterStatus.PROVISIONED):
             raise DeviceError(
@@ -132,9 +131,8 @@ def _set_status(meter: Meter, status: str, now: datetime) -> None:
 def suspend_meters(meters: Iterable[Meter], *, by: Actor, reason: str) -> int:
     """Suspend meters: their messages are then rejected (and counted) until reactivated."""
     meters = list(meters)
-    enforce_cap("devices.meter_suspended", requested=len(meters), actor=by)
     now = timezone.now()
-    with transaction.atomic():
+    with capped("devices.meter_suspended", requested=len(meters), actor=by):
         for meter in Meter.objects.select_for_update().filter(pk__in=[m.pk for m in meters]):
             _set_status(meter, MeterStatus.SUSPENDED, now)
             record(
@@ -167,16 +165,16 @@ def decommission_meters(meters: Iterable[Meter], *, by: Actor, reason: str) -> i
     """Decommission several meters; a mass request beyond the cap is refused whole, before
     any key is destroyed."""
     meters = list(meters)
-    enforce_cap("devices.meter_decommissioned", requested=len(meters), actor=by)
-    for meter in meters:
-        _decommission(meter, by=by, reason=reason)
+    with capped("devices.meter_decommissioned", requested=len(meters), actor=by):
+        for meter in meters:
+            _decommission(meter, by=by, reason=reason)
     return len(meters)
 
 
 def decommission_meter(meter: Meter, *, by: Actor, reason: str) -> None:
     """Take a meter out of service for good: its keys are destroyed, its readings kept."""
-    enforce_cap("devices.meter_decommissioned", actor=by)
-    _decommission(meter, by=by, reason=reason)
+    with capped("devices.meter_decommissioned", actor=by):
+        _decommission(meter, by=by, reason=reason)
 
 
 def _decommission(meter: Meter, *, by: Actor, reason: str) -> None:
@@ -248,10 +246,9 @@ def schedule_rotations(meters: Iterable[Meter], *, by: Actor) -> list[KeyRotatio
     """Schedule a rekey for each active meter that has no rotation open. Mass requests beyond
     the anomaly cap are refused whole."""
     meters = list(meters)
-    enforce_cap("devices.rotation_scheduled", requested=len(meters), actor=by)
     label = by.get_username() if isinstance(by, AbstractBaseUser) else by
     rotations = []
-    with transaction.atomic():
+    with capped("devices.rotation_scheduled", requested=len(meters), actor=by):
         for meter in Meter.objects.select_for_update().filter(pk__in=[m.pk for m in meters]):
             if meter.status != MeterStatus.ACTIVE:
                 raise DeviceError(f"meter {meter} is {meter.status}; only active meters rotate")
