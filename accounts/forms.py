@@ -33,7 +33,8 @@ class StaffLoginForm(AdminAuthenticationForm):
 
     def clean(self):
         email = (self.data.get("username") or "").strip().lower()[:254]
-        if email and staff_login_locked(email, client_ip(self.request) if self.request else None):
+        address = client_ip(self.request) if self.request else None
+        if email and staff_login_locked(email, address):
             record("login.locked_out", actor="anonymous", target=email, outcome=Outcome.DENIED)
             raise ValidationError(
                 "Too many failed sign-ins. Try again later or ask a security administrator.",
@@ -42,7 +43,7 @@ class StaffLoginForm(AdminAuthenticationForm):
         try:
             cleaned = super().clean()
         except ValidationError:
-            note_staff_login_failure(email, client_ip(self.request) if self.request else None)
+            note_staff_login_failure(email, address)
             raise
         user = self.get_user()
         if user is None:  # a field was missing or invalid: the form already has the errors
@@ -50,7 +51,7 @@ class StaffLoginForm(AdminAuthenticationForm):
         device = verify_totp(user, cleaned.get("otp_token") or "")
         if device is None:
             otp_verification_failed.send(sender=self.__class__, user=user)
-            note_staff_login_failure(email, client_ip(self.request) if self.request else None)
+            note_staff_login_failure(email, address)
             record(
                 "login.otp_failure",
                 actor="anonymous",

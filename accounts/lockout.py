@@ -20,9 +20,10 @@ def _keys(email: str, address: str | None) -> list[str]:
 
 def staff_login_locked(email: str, address: str | None) -> bool:
     limit_account, limit_ip, _ = settings.STAFF_LOGIN_LOCKOUT
-    counts = cache.get_many(_keys(email, address))
-    account = counts.get(_keys(email, None)[0], 0)
-    ip = counts.get(f"staff-login-fail:ip:{address}", 0) if address else 0
+    keys = _keys(email, address)
+    counts = cache.get_many(keys)
+    account = counts.get(keys[0], 0)
+    ip = counts.get(keys[1], 0) if len(keys) > 1 else 0
     return account >= limit_account or ip >= limit_ip
 
 

@@ -57,15 +57,7 @@ def luhn_check_digit(body: str) -> str:
 
 
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
+    return luhn_check_digit(digits[:-1]) == digits[-1]
 
 
 def validate_iccid(value: str) -> None:

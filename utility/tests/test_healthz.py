@@ -30,16 +30,34 @@ def test_healthz_without_redis_configured_is_healthy(client, settings):
     assert response.json()["redis"] == "not configured"
 
 
-def test_healthz_fails_when_database_is_unreachable(client, monkeypatch):
-    from django.db.utils import OperationalError
+def test_healthz_fails_when_database_is_unreachable():
+    """A portal whose database does not answer (nothing listens on port 1) says so."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    from utility import health
-
-    class Unreachable:
-        def cursor(self):
-            raise OperationalError("connection refused")
-
-    monkeypatch.setattr(health, "connection", Unreachable())
-    response = client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["database"] == "error"
+    script = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "r = Client().get('/healthz')\n"
+        "print(r.status_code, r.content.decode())\n"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+        "ALLOWED_HOSTS": "testserver",
+        "DJANGO_SETTINGS_MODULE": "utility.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    status, body = result.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert status == "503", result.stderr[-2000:]
+    assert json.loads(body)["database"] == "error"
