@@ -45,6 +45,17 @@ def _celery_eager():
 
 
 @pytest.fixture(autouse=True)
+def _celery_join_flag():
+    """Eager tasks run while a task is running switch Celery's process-wide "inside a task"
+    flag on and back; two threads doing it at once (the concurrent drain tests) can leave it
+    on, and a later test's `result.get()` would refuse. This process is never a worker."""
+    yield
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache(request):
     """Rate-limit and lockout counters live in the cache (Redis in CI): each test starts clean.
     (Skipped when the meter agent's tests run on their own, without Django.)"""

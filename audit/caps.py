@@ -15,8 +15,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import mail_admins
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
+
+from utility.pg import advisory_xact_lock
 
 from .models import AuditEvent, Outcome
 from .services import record
@@ -78,10 +80,8 @@ def enforce_cap(
 
 def _serialise(action: str) -> None:
     """Hold a transaction-scoped lock per action, so concurrent requests count one another's
-    records (PostgreSQL advisory lock; SQLite serialises writers anyway)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"cap:{action}"])
+    records."""
+    advisory_xact_lock(f"cap:{action}")
 
 
 @contextmanager

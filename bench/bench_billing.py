@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -23,24 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import drop_database, recreate_database  # noqa: E402
+from bench.scratch import django_environment, drop_database, recreate_database  # noqa: E402
 
 DB_NAME = "bench_billing"
 
 
 def setup_django() -> None:
-    os.environ.update(
-        {
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-            "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "AUDIT_KEY": secrets.token_urlsafe(48),
-            "SMS_GATEWAY_SECRET": secrets.token_urlsafe(24),
-            "SECURE_SSL_REDIRECT": "false",
-            "LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "utility.settings",
-        }
-    )
+    os.environ.update(django_environment(DB_NAME))
     subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], check=True, env=os.environ
     )

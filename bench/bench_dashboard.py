@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -33,20 +32,13 @@ HOURS = 2 * 365 * 24  # 17,520
 
 def configure() -> None:
     os.environ.update(
-        {
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-            "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "AUDIT_KEY": secrets.token_urlsafe(48),
-            "SMS_GATEWAY_SECRET": secrets.token_urlsafe(24),
-            "SECURE_SSL_REDIRECT": "false",
-            "ALLOWED_HOSTS": "testserver",
-            "LOG_LEVEL": "WARNING",
-            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
-            "STATIC_ROOT": os.path.join(tempfile.gettempdir(), "bench_dashboard_static"),
-        }
+        scratch.django_environment(
+            DB_NAME,
+            ALLOWED_HOSTS="testserver",
+            REDIS_URL=os.environ.get("BENCH_REDIS_URL", ""),
+            STATIC_ROOT=os.path.join(tempfile.gettempdir(), "bench_dashboard_static"),
+        )
     )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "utility.settings")
 
 
 def recreate_database(drop_only: bool = False) -> None:

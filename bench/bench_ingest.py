@@ -1,18 +1,25 @@
-"""Ingest benchmark: the SMS webhook (verify, decrypt, store, queue the ack) on PostgreSQL under
-gunicorn, measured three ways in one run on this machine:
+"""Ingest benchmark: does our side keep up with Kannel? Five measurements in one run, on this
+machine, PostgreSQL and Redis on localhost:
 
-1. direct: N report frames (24 hourly readings each) POSTed to the webhook by C client threads,
-   as Kannel's post-url would; messages/s, readings/s, p50/p99 latency;
-2. through Kannel: the same kind of frames injected at Kannel's fake SMSC, delivered by
-   bearerbox + smsbox to our webhook (the real pipeline); messages/s until all are stored;
-3. Kannel alone: Kannel delivering to a trivial endpoint (bench/bench_kannel.py), the rate our
-   webhook has to keep up with. The ratio (2) / (3) and (1) / (3) is printed.
+1. webhook: the ingest service (gunicorn, uvicorn workers, utility.ingest_asgi) taking real
+   report frames as Kannel's post-url delivers them, loaded by wrk for a fixed time: messages/s,
+   p50/p99 latency. Nothing else runs: this is what the webhook can take.
+2. Kannel into the webhook: frames injected at the fake SMSC, delivered by bearerbox + smsbox
+   to the ingest service (no workers running): messages/s until every frame is stored.
+3. processing: that backlog verified, decrypted, stored and acked by Celery sms workers (the
+   batch drain): messages/s and readings/s until none is waiting.
+4. all at once: fake SMSC -> Kannel -> ingest service -> sms workers on the same cores:
+   messages/s until every frame is accepted, and the time from arrival at the webhook to
+   accepted (p50/p99).
+5. Kannel alone, delivering to a trivial endpoint (bench/bench_kannel.py): the rate to keep
+   up with. The other rates are divided by it.
 
-    .venv/bin/python bench/bench_ingest.py                       # defaults below
-    .venv/bin/python bench/bench_ingest.py --meters 500 --frames 8 --workers 4 --concurrency 16
+    .venv/bin/python bench/bench_ingest.py                          # defaults below
+    .venv/bin/python bench/bench_ingest.py --meters 500 --frames 2 --skip-kannel
 
-Needs PostgreSQL and Redis on localhost (a scratch database `bench_ingest` is recreated) and,
-for (2) and (3), the Debian packages kannel and kannel-extras. Loopback only; bounded in time.
+Needs PostgreSQL and Redis on localhost (a scratch database `bench_ingest` is recreated), wrk
+(Debian package `wrk`) for (1), and the Debian packages kannel and kannel-extras for (3) and
+(4). Loopback only; every process is stopped at the end.
 """
 
 from __future__ import annotations
@@ -21,45 +28,44 @@ import argparse
 import base64
 import json
 import os
-import secrets
+import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import recreate_database  # noqa: E402
+from bench.scratch import django_environment, recreate_database  # noqa: E402
 
 DB_NAME = "bench_ingest"
+UTILITY_MSISDN = "+447700900000"
+WRK_SCRIPT = ROOT / "bench" / "wrk_inbound.lua"
 
 
-def environment(args: argparse.Namespace) -> dict[str, str]:
+def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     kek = X25519PrivateKey.generate()
-    return {
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        "REDIS_URL": "redis://127.0.0.1:6379/13",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "AUDIT_KEY": secrets.token_urlsafe(48),
-        "SMS_GATEWAY_SECRET": secrets.token_urlsafe(24),
-        "DEVICE_KEK_PUBLIC_KEY": base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
-        "DEVICE_KEK_PRIVATE_KEYS": base64.b64encode(kek.private_bytes_raw()).decode(),
-        "SECURE_SSL_REDIRECT": "false",
-        "SMS_INGEST_ENABLED": "true",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CAP_BUNDLES_PER_HOUR": str(10 * args.meters + 10),
-        "SMS_OUTBOUND_DAILY_CAP": "1000",
-        "LOG_LEVEL": "WARNING",
-    }
+    return django_environment(
+        DB_NAME,
+        REDIS_URL="redis://127.0.0.1:6379/13",
+        DEVICE_KEK_PUBLIC_KEY=base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
+        DEVICE_KEK_PRIVATE_KEYS=base64.b64encode(kek.private_bytes_raw()).decode(),
+        SMS_INGEST_ENABLED="true",
+        CELERY_TASK_ALWAYS_EAGER="false",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        CAP_BUNDLES_PER_HOUR=str(10 * args.meters + 10),
+        SMS_OUTBOUND_DAILY_CAP="1000",
+        # Acks are sealed and queued as in production, then written to a file, not to Kannel.
+        SMS_BACKEND="smsgateway.backends.FileBackend",
+        SMS_FILE_BACKEND_PATH=str(workdir / "outbox.jsonl"),
+    )
 
 
 def provision(meters: int) -> list[tuple[str, object]]:
@@ -83,6 +89,8 @@ def provision(meters: int) -> list[tuple[str, object]]:
         bundle = parse_bundle(issue_bundle(meter, by="bench"))
         key_used(meter, bundle.key_id, at=timezone.now())
         fleet.append((sim.msisdn, derive_keys(bundle.root_key, bundle.key_id)))
+        if (i + 1) % 500 == 0:
+            print(f"  {i + 1}/{meters} meters", file=sys.stderr)
     return fleet
 
 
@@ -103,92 +111,90 @@ def frames_for(fleet, frames: int, first_counter: int = 1) -> list[tuple[str, by
     return work
 
 
-def start_gunicorn(env: dict[str, str], workers: int, port: int, log: Path):
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def webhook_load(work, *, port: int, secret: str, args, workdir: Path) -> dict[str, object]:
+    """wrk posting the frames round-robin, each with a new gateway message id."""
+    frames_file = workdir / "frames.txt"
+    frames_file.write_text("".join(f"{msisdn} {frame.hex()}\n" for msisdn, frame in work))
     cmd = [
-        str(ROOT / ".venv/bin/gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-        "--log-level", "warning", "--chdir", str(ROOT), "utility.wsgi:application",
+        "wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.seconds}s",
+        "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", secret, str(frames_file),
     ]  # fmt: skip
-    out = open(log, "ab")  # noqa: SIM115 - stays open for the server's lifetime
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-    import http.client
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"gunicorn did not start; see {log}")
-
-
-def direct_load(work, *, port: int, secret: str, concurrency: int) -> dict[str, object]:
-    import http.client
-
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    index = iter(range(len(work)))
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while True:
-            with lock:
-                i = next(index, None)
-            if i is None:
-                return
-            msisdn, frame = work[i]
-            query = urllib.parse.urlencode(
-                {"secret": secret, "from": msisdn, "to": "+447700900000", "id": f"b-{i}",
-                 "coding": "1", "smsc": "bench"}, quote_via=urllib.parse.quote,
-            )  # fmt: skip
-            started = time.perf_counter()
-            try:
-                conn.request(
-                    "POST", f"/sms/kannel/inbound?{query}", body=frame,
-                    headers={"Content-Type": "application/octet-stream"},
-                )  # fmt: skip
-                response = conn.getresponse()
-                body = response.read().decode()
-            except OSError as exc:
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                body, response = str(exc), None
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                if response is None or response.status != 200 or body != "accepted":
-                    errors.append(body[:80])
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    total = time.perf_counter() - start
-    latencies.sort()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60)
+    match = re.search(r"^RESULT (\{.*\})$", out.stdout, re.MULTILINE)
+    if out.returncode != 0 or match is None:
+        raise RuntimeError(f"wrk failed:\n{out.stdout}\n{out.stderr}")
+    result = json.loads(match.group(1))
+    seconds = result["duration_us"] / 1e6
     return {
-        "messages": len(work),
-        "errors": len(errors),
-        "first_errors": errors[:3],
-        "seconds": round(total, 2),
-        "messages_per_second": round(len(work) / total, 1),
-        "readings_per_second": round(24 * len(work) / total, 1),
-        "p50_ms": round(1000 * statistics.median(latencies), 1),
-        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
+        "requests": result["requests"],
+        "non_2xx_or_errors": result["errors"],
+        "seconds": round(seconds, 2),
+        "messages_per_second": round(result["requests"] / seconds, 1),
+        "p50_ms": round(result["p50_us"] / 1000, 1),
+        "p99_ms": round(result["p99_us"] / 1000, 1),
+        "load": f"wrk {args.wrk_threads} threads, {args.connections} connections",
     }
 
 
-def through_kannel(work, *, port: int, secret: str, timeout: float) -> dict[str, object]:
+def waiting_and_accepted() -> tuple[int, int]:
+    from django.db.models import Count, Q
+
+    from smsgateway.models import InboundMessage, InboundStatus
+
+    counts = InboundMessage.objects.aggregate(
+        waiting=Count("pk", filter=Q(status=InboundStatus.RECEIVED)),
+        accepted=Count("pk", filter=Q(status=InboundStatus.ACCEPTED)),
+    )
+    return counts["waiting"], counts["accepted"]
+
+
+def stored_since(first_id: int) -> int:
+    from smsgateway.models import InboundMessage
+
+    return InboundMessage.objects.filter(pk__gt=first_id).count()
+
+
+def processing_run(count: int, *, args, timeout: float = 600) -> dict[str, object]:
+    """Drain the `count` messages waiting (stored by the webhook) with the sms workers."""
+    from utility.celery import app
+
+    _, accepted_before = waiting_and_accepted()
+    start = time.monotonic()
+    for _ in range(args.worker_concurrency):
+        app.send_task("smsgateway.process_inbound", queue="sms")
+    while time.monotonic() - start < timeout:
+        waiting, accepted = waiting_and_accepted()
+        if waiting == 0:
+            break
+        time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    done = accepted - accepted_before
+    return {
+        "messages": count,
+        "accepted": done,
+        "seconds": round(elapsed, 2),
+        "messages_per_second": round(done / elapsed, 1),
+        "readings_per_second": round(24 * done / elapsed, 1),
+        "workers": f"celery prefork, {args.worker_concurrency} processes",
+    }
+
+
+def through_kannel(
+    work, *, port: int, secret: str, timeout: float, until_accepted: bool
+) -> dict[str, object]:
+    """Frames injected at the fake SMSC. Until every one is stored (Kannel's delivery into
+    our webhook) and, with `until_accepted`, until every one is accepted by the workers."""
     from e2e.harness.kannel import KannelGateway
     from e2e.harness.smsc import FakeSmscClient, format_mo_line
     from smsgateway.models import InboundMessage, InboundStatus
 
-    before = InboundMessage.objects.filter(status=InboundStatus.ACCEPTED).count()
+    first_id = InboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    _, accepted_before = waiting_and_accepted()
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-kannel-"))
     gateway = KannelGateway.on_free_ports(
         workdir,
@@ -200,94 +206,176 @@ def through_kannel(work, *, port: int, secret: str, timeout: float) -> dict[str,
     )
     with gateway, FakeSmscClient(gateway.smsc_port) as smsc:
         gateway.wait_smsc_online()
-        lines = [format_mo_line(msisdn, "+447700900000", frame) for msisdn, frame in work]
+        lines = [format_mo_line(msisdn, UTILITY_MSISDN, frame) for msisdn, frame in work]
         start = time.monotonic()
         for i in range(0, len(lines), 500):
             smsc.send_many(lines[i : i + 500])
-        deadline = start + timeout
-        done = 0
-        while time.monotonic() < deadline:
-            done = InboundMessage.objects.filter(status=InboundStatus.ACCEPTED).count() - before
+        done, delivered_after = 0, None
+        while time.monotonic() - start < timeout:
+            if delivered_after is None and stored_since(first_id) >= len(work):
+                delivered_after = time.monotonic() - start
+                if not until_accepted:
+                    break
+            done = waiting_and_accepted()[1] - accepted_before
             if done >= len(work):
                 break
             time.sleep(0.05)
         elapsed = time.monotonic() - start
-    return {
+        delivered_after = delivered_after or elapsed
+    delivered = {
         "messages": len(work),
+        "all_stored_after_seconds": round(delivered_after, 2),
+        "delivered_per_second": round(len(work) / delivered_after, 1),
+    }
+    if not until_accepted:
+        return delivered
+    delays = [
+        (processed - received).total_seconds()
+        for received, processed in InboundMessage.objects.filter(
+            pk__gt=first_id, status=InboundStatus.ACCEPTED
+        ).values_list("received_at", "processed_at")
+    ]
+    return {
+        **delivered,
         "accepted": done,
         "seconds": round(elapsed, 2),
         "messages_per_second": round(done / elapsed, 1),
         "readings_per_second": round(24 * done / elapsed, 1),
+        "stored_to_accepted_p50_ms": round(1000 * statistics.median(delays), 1),
+        "stored_to_accepted_p99_ms": round(1000 * percentile(delays, 0.99), 1),
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--meters", type=int, default=300)
-    parser.add_argument("--frames", type=int, default=6, help="report frames per meter")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--concurrency", type=int, default=12, help="client threads (direct)")
+    parser.add_argument("--meters", type=int, default=2000)
+    parser.add_argument("--frames", type=int, default=6, help="report frames per meter and run")
+    parser.add_argument("--web-workers", type=int, default=2, help="ingest service workers")
+    parser.add_argument("--worker-concurrency", type=int, default=2, help="sms worker processes")
+    parser.add_argument("--seconds", type=int, default=10, help="webhook load duration")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--skip-kannel", action="store_true")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    env = environment(args)
+    from e2e.harness.kannel import free_port, kannel_installed
+    from e2e.harness.portal import INGEST, INGEST_WORKER, PortalProcess, WorkerProcess
+
+    if shutil.which("wrk") is None:
+        print("wrk is needed for the webhook load: apt-get install wrk", file=sys.stderr)
+        return 2
+    use_kannel = not args.skip_kannel and kannel_installed()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    env = environment(args, workdir)
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "utility.settings"
     recreate_database(DB_NAME)
     import django
 
     django.setup()
-    print(f"provisioning {args.meters} meters…", file=sys.stderr)
-    fleet = provision(args.meters)
-    direct_work = frames_for(fleet, args.frames)
-    kannel_work = frames_for(fleet, args.frames, first_counter=args.frames + 1)
-
     from django.db import connection
 
+    print(f"provisioning {args.meters} meters…", file=sys.stderr)
+    fleet = provision(args.meters)
+    webhook_work = frames_for(fleet, args.frames)
+    backlog_work = frames_for(fleet, args.frames, first_counter=args.frames + 1)
+    kannel_work = frames_for(fleet, args.frames, first_counter=2 * args.frames + 1)
     connection.close()
-    from e2e.harness.kannel import free_port, kannel_installed
 
+    import redis
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    server = start_gunicorn(env, args.workers, port, workdir / "gunicorn.log")
+    secret = env["SMS_GATEWAY_SECRET"]
+    # As deployed: the ingest service holds no private KEK; the sms workers do.
+    ingest_env = {k: v for k, v in os.environ.items() if k != "DEVICE_KEK_PRIVATE_KEYS"}
+    ingest_env["DJANGO_SETTINGS_MODULE"] = "utility.settings_ingest"
+    ingest = PortalProcess(
+        ingest_env,
+        port,
+        workdir / "gunicorn.log",
+        workers=args.web_workers,
+        app=INGEST,
+        worker_class=INGEST_WORKER,
+    )
     result: dict[str, object] = {
         "command": shlex.join([".venv/bin/python", "bench/bench_ingest.py", *sys.argv[1:]]),
-        "machine": (
-            f"{os.cpu_count()} cpus, PostgreSQL on localhost, gunicorn {args.workers} sync workers"
-        ),
+        "machine": f"{os.cpu_count()} cpus, PostgreSQL and Redis on localhost",
+        "ingest_service": f"gunicorn, {args.web_workers} uvicorn workers (utility.ingest_asgi)",
     }
+    workers = None
     try:
-        print(f"direct: {len(direct_work)} frames…", file=sys.stderr)
-        result["direct"] = direct_load(
-            direct_work, port=port, secret=env["SMS_GATEWAY_SECRET"], concurrency=args.concurrency
+        print(f"webhook: wrk for {args.seconds} s…", file=sys.stderr)
+        result["webhook"] = webhook_load(
+            webhook_work, port=port, secret=secret, args=args, workdir=workdir
         )
-        if not args.skip_kannel and kannel_installed():
-            print(f"through Kannel: {len(kannel_work)} frames…", file=sys.stderr)
+        with connection.cursor() as cursor:  # the webhook run's rows are not processed
+            cursor.execute("TRUNCATE smsgateway_inboundmessage CASCADE")
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # nor the drains it queued
+        if use_kannel:
+            print(f"Kannel into the webhook: {len(backlog_work)} frames…", file=sys.stderr)
+            result["kannel_into_webhook"] = through_kannel(
+                backlog_work, port=port, secret=secret, timeout=600, until_accepted=False
+            )
+        else:  # the same backlog, stored directly
+            from django.utils import timezone
+
+            from smsgateway.adapters import InboundSms
+            from smsgateway.rawstore import store_raw_many
+
+            store_raw_many(
+                [
+                    (InboundSms("kannel", f"p-{i}", m, UTILITY_MSISDN, f, b"", 1, "b", None),
+                     timezone.now())
+                    for i, (m, f) in enumerate(backlog_work)
+                ]
+            )  # fmt: skip
+        time.sleep(1)  # the webhook's last drain timer has fired by now...
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # ...and no worker takes its drains
+        workers = WorkerProcess(
+            dict(os.environ),
+            workdir / "celery.log",
+            queues="sms",
+            pool="prefork",
+            concurrency=args.worker_concurrency,
+        )
+        time.sleep(5)  # the workers connect to the broker
+        print(f"processing: the {len(backlog_work)} stored frames…", file=sys.stderr)
+        result["processing"] = processing_run(len(backlog_work), args=args)
+        if use_kannel:
+            print(f"through Kannel, all at once: {len(kannel_work)} frames…", file=sys.stderr)
             result["through_kannel"] = through_kannel(
-                kannel_work, port=port, secret=env["SMS_GATEWAY_SECRET"], timeout=300
+                kannel_work, port=port, secret=secret, timeout=600, until_accepted=True
             )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    if not args.skip_kannel and kannel_installed():
+        ingest.stop()
+        if workers is not None:
+            workers.stop()
+        connection.close()
+    if use_kannel:
         from bench.bench_kannel import run as kannel_rate
 
         print("Kannel alone…", file=sys.stderr)
         alone = kannel_rate(
             argparse.Namespace(
-                count=5000, timeout=120.0, max_pending_requests=512, log_level=2,
+                count=len(kannel_work), timeout=120.0, max_pending_requests=512, log_level=2,
                 store="file", incoming_queue_limit=-1,
             )
         )  # fmt: skip
-        result["kannel_alone"] = {"messages_per_second": alone["messages_per_second"]}
-        k = alone["messages_per_second"]
-        result["ratio_direct"] = round(result["direct"]["messages_per_second"] / k, 3)
-        if "through_kannel" in result:
-            result["ratio_through_kannel"] = round(
-                result["through_kannel"]["messages_per_second"] / k, 3
-            )
-    print(json.dumps(result, indent=None if args.json else 2))
+        rate = alone["messages_per_second"]
+        result["kannel_alone"] = {"messages": len(kannel_work), "messages_per_second": rate}
+        result["ratio_to_kannel_alone"] = {
+            "webhook (wrk)": round(result["webhook"]["messages_per_second"] / rate, 2),
+            "Kannel into the webhook": round(
+                result["kannel_into_webhook"]["delivered_per_second"] / rate, 2
+            ),
+            "processing": round(result["processing"]["messages_per_second"] / rate, 2),
+            "all at once, accepted": round(
+                result["through_kannel"]["messages_per_second"] / rate, 2
+            ),
+        }
+    result["logs"] = str(workdir)
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -6,6 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db import connection
+
+from utility.pg import array_cursor, bigint_array
+
 from .models import Reading, ReadingConflict, Source
 
 SECONDS_PER_HOUR = 3600
@@ -35,36 +39,116 @@ def store_readings(
 ) -> StoreResult:
     """Store (unix hour, Wh) pairs for one meter. Call inside the transaction that holds the
     meter's lock, so no other writer races between the read and the insert."""
-    if not readings:
-        return StoreResult(0, 0, 0)
-    hours = [hour_to_datetime(h) for h, _ in readings]
-    stored = dict(
-        Reading.objects.filter(meter_id=meter_id, hour__range=(min(hours), max(hours)))
-        .filter(hour__in=hours)
-        .values_list("hour", "wh")
+    return store_many_readings(
+        [(meter_id, hour, wh) for hour, wh in readings], received_at=received_at, source=source
     )
-    new, duplicates, conflicts = [], 0, []
-    for moment, (_, wh) in zip(hours, readings, strict=True):
-        if moment not in stored:
-            new.append(
-                Reading(
-                    meter_id=meter_id, hour=moment, wh=wh, source=source, received_at=received_at
-                )
-            )
-            stored[moment] = wh
-        elif stored[moment] == wh:
-            duplicates += 1
+
+
+def store_many_readings(
+    readings: Sequence[tuple[int, int, int]],
+    *,
+    received_at: datetime,
+    source: int = Source.SMS,
+) -> StoreResult:
+    """Store (meter id, unix hour, Wh) rows of any number of meters, set-based: an hour
+    already stored with the same value is a duplicate (no-op), with another value a conflict
+    kept aside and flagged (never overwritten). The first of two rows for the same meter and
+    hour within `readings` counts as stored before the second. Call inside the transaction
+    that holds the meters' locks."""
+    incoming: dict[tuple[int, int], int] = {}
+    repeats: list[tuple[int, int, int]] = []  # later rows for an hour already in `incoming`
+    for meter_id, hour, wh in readings:
+        if (meter_id, hour) in incoming:
+            repeats.append((meter_id, hour, wh))
         else:
-            conflicts.append(
-                ReadingConflict(
-                    meter_id=meter_id,
-                    hour=moment,
-                    stored_wh=stored[moment],
-                    received_wh=wh,
-                    source=source,
-                    received_at=received_at,
-                )
+            incoming[(meter_id, hour)] = wh
+    if not incoming:
+        return StoreResult(0, 0, 0)
+    existing = _insert_new(incoming, received_at=received_at, source=source)
+    # (meter, hour, value already stored, value received) for every row not newly inserted
+    compared = [(*key, existing[key], wh) for key, wh in incoming.items() if key in existing]
+    compared += [(m, h, existing.get((m, h), incoming[(m, h)]), wh) for m, h, wh in repeats]
+    duplicates = sum(stored == wh for _, _, stored, wh in compared)
+    conflicts = [row for row in compared if row[2] != row[3]]
+    ReadingConflict.objects.bulk_create(
+        [
+            ReadingConflict(
+                meter_id=meter_id,
+                hour=hour_to_datetime(hour),
+                stored_wh=stored,
+                received_wh=wh,
+                source=source,
+                received_at=received_at,
             )
-    Reading.objects.bulk_create(new, ignore_conflicts=True)
-    ReadingConflict.objects.bulk_create(conflicts, ignore_conflicts=True)
-    return StoreResult(len(new), duplicates, len(conflicts))
+            for meter_id, hour, stored, wh in conflicts
+        ],
+        ignore_conflicts=True,
+    )
+    inserted = len(incoming) - sum(1 for key in incoming if key in existing)
+    return StoreResult(inserted, duplicates, len(conflicts))
+
+
+def _insert_new(
+    incoming: dict[tuple[int, int], int], *, received_at: datetime, source: int
+) -> dict[tuple[int, int], int]:
+    """Insert the rows not stored yet; return the values already stored for the others."""
+    if connection.vendor != "postgresql":
+        return _insert_new_portable(incoming, received_at=received_at, source=source)
+    table = Reading._meta.db_table
+    meters, hours, values = [], [], []
+    for (meter_id, hour), wh in incoming.items():
+        meters.append(meter_id)
+        hours.append(hour)
+        values.append(wh)
+    # One statement for the whole set. The CTE's insert is invisible to the outer SELECT (one
+    # snapshot), so the join finds exactly the rows that were there before.
+    sql = f"""
+        WITH incoming (meter_id, hour, wh) AS (
+            SELECT m, to_timestamp(h * {SECONDS_PER_HOUR}), w
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(m, h, w)
+        ), inserted AS (
+            INSERT INTO {table} (meter_id, hour, wh, source, received_at)
+            SELECT meter_id, hour, wh, %s, %s FROM incoming
+            ON CONFLICT DO NOTHING
+        )
+        SELECT r.meter_id, extract(epoch FROM r.hour)::bigint / {SECONDS_PER_HOUR}, r.wh
+        FROM incoming i JOIN {table} r ON r.meter_id = i.meter_id AND r.hour = i.hour
+    """  # noqa: S608 - the table name comes from the model
+    with array_cursor() as cursor:
+        cursor.execute(
+            sql,
+            [bigint_array(meters), bigint_array(hours), bigint_array(values), source, received_at],
+        )
+        return {(meter_id, hour): wh for meter_id, hour, wh in cursor.fetchall()}
+
+
+def _insert_new_portable(
+    incoming: dict[tuple[int, int], int], *, received_at: datetime, source: int
+) -> dict[tuple[int, int], int]:
+    existing: dict[tuple[int, int], int] = {}
+    by_meter: dict[int, list[int]] = {}
+    for meter_id, hour in incoming:
+        by_meter.setdefault(meter_id, []).append(hour)
+    for meter_id, hours in by_meter.items():
+        moments = [hour_to_datetime(h) for h in hours]
+        stored = (
+            Reading.objects.filter(meter_id=meter_id, hour__range=(min(moments), max(moments)))
+            .filter(hour__in=moments)
+            .values_list("hour", "wh")
+        )
+        existing.update({(meter_id, datetime_to_hour(hour)): wh for hour, wh in stored})
+    Reading.objects.bulk_create(
+        [
+            Reading(
+                meter_id=meter_id,
+                hour=hour_to_datetime(hour),
+                wh=wh,
+                source=source,
+                received_at=received_at,
+            )
+            for (meter_id, hour), wh in incoming.items()
+            if (meter_id, hour) not in existing
+        ],
+        ignore_conflicts=True,
+    )
+    return existing

@@ -4,6 +4,7 @@ and written to the outbox inside the caller's transaction, sent after it commits
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -34,6 +35,12 @@ def high_water_mark(meter: Meter) -> int | None:
         .order_by("first_hour")
         .values_list("first_hour", "last_hour")
     )
+    return extend_mark(hwm, ranges)
+
+
+def extend_mark(hwm: int | None, ranges: Iterable[tuple[int, int]]) -> int | None:
+    """Extend a high-water mark over (first hour, last hour) ranges sorted by first hour, up
+    to the first gap; with no mark yet, the first range starts it."""
     for first, last in ranges:
         if hwm is None:
             hwm = first - 1

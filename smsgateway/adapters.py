@@ -4,16 +4,18 @@ the gateway (S9). Kannel is the one in use; another gateway adds a class here.""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives import constant_time
 from django.conf import settings
 from django.http import HttpRequest
 
-from audit.context import client_ip
+from audit.context import client_ip_from_meta
 
 MAX_BODY_BYTES = 2048  # a whole concatenated SMS is far smaller; anything bigger is hostile
 
@@ -39,21 +41,78 @@ class InboundSms:
     gateway_time: datetime | None
 
 
+class GatewayRequest:
+    """What an adapter needs of an HTTP request, read from a WSGI environ (Django's
+    `request.META` is one): the ingest service's fast path has no HttpRequest."""
+
+    def __init__(self, meta: Mapping[str, Any], read_body: Callable[[], bytes]) -> None:
+        self.meta = meta
+        self.method: str = meta.get("REQUEST_METHOD", "")
+        self._read_body = read_body
+        self._query: dict[str, bytes] | None = None
+
+    @classmethod
+    def from_django(cls, request: HttpRequest) -> GatewayRequest:
+        return cls(request.META, lambda: request.body)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any]) -> GatewayRequest:
+        def read_body() -> bytes:
+            length = content_length(environ)
+            return environ["wsgi.input"].read(length) if length > 0 else b""
+
+        return cls(environ, read_body)
+
+    @property
+    def client_ip(self) -> str | None:
+        return client_ip_from_meta(self.meta)
+
+    @property
+    def content_length(self) -> int:
+        return content_length(self.meta)
+
+    @property
+    def query(self) -> dict[str, bytes]:
+        # Django decodes query strings as UTF-8, which corrupts binary values (the UDH):
+        # decode the raw query string to bytes ourselves. Latin-1 maps every percent-decoded
+        # byte to one character, so encoding back is lossless.
+        if self._query is None:
+            pairs = parse_qsl(
+                self.meta.get("QUERY_STRING", ""),
+                keep_blank_values=True,
+                encoding="latin-1",
+                errors="strict",
+            )
+            self._query = {key: value.encode("latin-1") for key, value in pairs}
+        return self._query
+
+    def header(self, name: str) -> str:
+        return self.meta.get("HTTP_" + name.upper().replace("-", "_"), "")
+
+    def body(self) -> bytes:
+        return self._read_body()
+
+
+def content_length(meta: Mapping[str, Any]) -> int:
+    try:
+        return int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise GatewayRejected("bad content length", 400) from None
+
+
 class GatewayAdapter(Protocol):
     name: str
 
-    def authenticate(self, request: HttpRequest) -> None: ...
+    def authenticate(self, request: GatewayRequest) -> None: ...
 
-    def parse(self, request: HttpRequest) -> InboundSms: ...
+    def parse(self, request: GatewayRequest) -> InboundSms: ...
 
 
-def _raw_query(request: HttpRequest) -> dict[str, bytes]:
-    # Django decodes query strings as UTF-8, which corrupts binary values (the UDH); decode the
-    # raw query string to bytes ourselves.
-    raw = request.META.get("QUERY_STRING", "")
-    # Latin-1 maps every percent-decoded byte to one character, so encoding back is lossless.
-    pairs = parse_qsl(raw, keep_blank_values=True, encoding="latin-1", errors="strict")
-    return {key: value.encode("latin-1") for key, value in pairs}
+@lru_cache(maxsize=8)
+def _networks(
+    allowed: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(net) for net in allowed)
 
 
 def _address_allowed(address: str | None) -> bool:
@@ -63,11 +122,12 @@ def _address_allowed(address: str | None) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in ipaddress.ip_network(net) for net in settings.SMS_GATEWAY_ALLOWED_IPS)
+    return any(ip in net for net in _networks(tuple(settings.SMS_GATEWAY_ALLOWED_IPS)))
 
 
 def _text(values: dict[str, bytes], key: str, limit: int = 64) -> str:
-    return values.get(key, b"").decode("latin-1").strip()[:limit]
+    # NUL cannot be stored in a text column: it would fail the insert, not just this field.
+    return values.get(key, b"").decode("latin-1").replace("\x00", "").strip()[:limit]
 
 
 class KannelAdapter:
@@ -77,36 +137,36 @@ class KannelAdapter:
 
     name = "kannel"
 
-    def authenticate(self, request: HttpRequest) -> None:
-        if not _address_allowed(client_ip(request)):
+    def authenticate(self, request: GatewayRequest) -> None:
+        if not _address_allowed(request.client_ip):
             raise GatewayRejected("address not allowed", 403)
         expected = settings.SMS_GATEWAY_SECRET.encode()
-        given = _raw_query(request).get("secret", b"")
+        given = request.query.get("secret", b"")
         if not expected or not constant_time.bytes_eq(given, expected):
             raise GatewayRejected("bad gateway secret", 403)
 
-    def parse(self, request: HttpRequest) -> InboundSms:
+    def parse(self, request: GatewayRequest) -> InboundSms:
         if request.method != "POST":
             raise GatewayRejected("POST expected", 405)
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > MAX_BODY_BYTES:
+        if request.content_length > MAX_BODY_BYTES:
             raise GatewayRejected("body too large", 413)
-        query = _raw_query(request)
-        sender = _text(query, "from") or request.headers.get("X-Kannel-From", "")[:32]
+        query = request.query
+        sender = _text(query, "from") or request.header("X-Kannel-From")[:32]
         if not sender:
             raise GatewayRejected("no sender", 400)
-        coding_text = _text(query, "coding") or request.headers.get("X-Kannel-Coding", "")
+        coding_text = _text(query, "coding") or request.header("X-Kannel-Coding")
         try:
             coding = int(coding_text) if coding_text else None
         except ValueError:
             raise GatewayRejected("bad coding", 400) from None
-        payload = request.body
+        if coding is not None and not 0 <= coding <= 255:
+            raise GatewayRejected("bad coding", 400)
         return InboundSms(
             gateway=self.name,
-            gateway_id=_text(query, "id", 128),
+            gateway_id=_text(query, "id", 256),
             sender=sender,
             receiver=_text(query, "to"),
-            payload=payload,
+            payload=request.body(),
             udh=query.get("udh", b"")[:140],
             coding=coding,
             smsc=_text(query, "smsc"),

@@ -36,9 +36,14 @@ def _open(meter: Meter, kind: str, *, now: datetime, details: dict) -> bool:
 
 
 def meter_heard(meter: Meter, *, now: datetime) -> None:
-    MeterAlert.objects.filter(meter=meter, kind=AlertKind.SILENT, closed_at__isnull=True).update(
-        closed_at=now
-    )
+    meters_heard([meter.pk], now=now)
+
+
+def meters_heard(meter_ids: Iterable[int], *, now: datetime) -> None:
+    """Close the silence alerts of meters that were heard again."""
+    MeterAlert.objects.filter(
+        meter_id__in=list(meter_ids), kind=AlertKind.SILENT, closed_at__isnull=True
+    ).update(closed_at=now)
 
 
 def meter_events(meter: Meter, kinds: Iterable[str], *, now: datetime) -> None:

@@ -1,21 +1,21 @@
-"""The inbound path: store raw, then verify and decrypt, then store readings and queue the ack.
+"""The inbound path on the sms workers: the webhook has stored each message raw (`intake`);
+a drain verifies and decrypts it, stores its readings and queues the ack.
 
 Order matters (S3, S9): the raw message is durable before anything is parsed; the sender is
 resolved to a meter and a key; the frame's tag is verified before any payload byte is read; the
 replay window, the readings, the events, the message's state and the ack in the outbox are then
-written in one transaction. A gateway retry of a processed message changes nothing; a retry of
-one whose processing failed (database down) processes it again.
+written in one transaction, with the message row locked. A message is processed once however
+many drains run; one whose processing failed (database down) stays waiting and is processed by
+the next drain.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -46,15 +46,21 @@ from meteragent.protocol import (
     KeyState as ProtocolKeyState,
 )
 from meteragent.protocol.pdu import PduError, parse_udh
-from readings.services import datetime_to_hour, store_readings
+from readings.services import store_readings
+from utility.pg import advisory_xact_lock
 
 from . import acks, alerts
-from .adapters import InboundSms
+from .batch import (
+    CODING_8BIT,
+    bitmap_from_db,
+    bitmap_to_db,
+    latest_plausible_hour,
+    process_batch,
+)
 from .models import InboundMessage, InboundStatus, RejectReason
 
 logger = logging.getLogger("smsgateway")
 
-CODING_8BIT = 1
 MAX_CONCAT_PARTS = 8
 CONCAT_TIMEOUT = timedelta(hours=1)
 _PROTOCOL_REASONS: dict[type[ProtocolError], str] = {
@@ -74,60 +80,48 @@ class Rejected(Exception):
         self.reason, self.detail = reason, detail
 
 
-@dataclass(frozen=True)
-class Received:
-    message: InboundMessage
-    duplicate: bool
+def drain(*, limit: int) -> int:
+    """Process waiting messages, oldest first, until none is waiting or about `limit` were
+    taken; returns how many were taken. Batches take the common case set-based
+    (`batch.process_batch`); what a batch hands back is processed here one message per
+    transaction, in arrival order. Concurrent drains skip each other's messages.
+
+    A database error while claiming stops the drain (its messages stay waiting for the next
+    one). A message whose own processing fails, whatever the error, is logged, left waiting
+    and skipped for the rest of this drain, so one bad message cannot hold up the queue or
+    keep a drain busy; the next drain (at the latest the beat sweep) tries it again."""
+    taken = 0
+    failed: set[int] = set()
+    while taken < limit:
+        claimed = process_batch(
+            limit=min(settings.SMS_BATCH_SIZE, limit - taken), now=timezone.now(), skip=failed
+        )
+        taken += claimed.taken
+        for message_id in claimed.handed_back:
+            if not _process_one(message_id):
+                failed.add(message_id)
+        if claimed.taken == 0:
+            break
+    return taken - len(failed)
 
 
-def _bitmap_to_db(bitmap: int) -> int:
-    return bitmap - (1 << 64) if bitmap >= 1 << 63 else bitmap
-
-
-def _bitmap_from_db(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value
-
-
-def dedupe_key(sms: InboundSms) -> str:
-    if sms.gateway_id:
-        return f"id:{sms.gateway_id}"
-    # Without a gateway id, the content identifies the message: every genuine frame is unique
-    # (its counter and tag differ), so an identical body from the same sender is a retry.
-    digest = hashlib.sha256(sms.sender.encode() + b"\0" + sms.udh + b"\0" + sms.payload)
-    return f"sha256:{digest.hexdigest()}"
-
-
-def store_raw(sms: InboundSms, *, now: datetime) -> tuple[InboundMessage, bool]:
-    """Durably store the message as received. Returns (message, created)."""
-    key = dedupe_key(sms)
+def _process_one(message_id: int) -> bool:
+    """Process one waiting message in its own transaction; False if that failed."""
     try:
         with transaction.atomic():
-            message = InboundMessage.objects.create(
-                gateway=sms.gateway,
-                dedupe_key=key,
-                sender=sms.sender[:32],
-                receiver=sms.receiver[:32],
-                smsc=sms.smsc[:64],
-                gateway_time=sms.gateway_time,
-                coding=sms.coding,
-                udh=sms.udh,
-                payload=sms.payload,
-                received_at=now,
+            message = (
+                InboundMessage.objects.select_for_update(skip_locked=True)
+                .filter(pk=message_id, status=InboundStatus.RECEIVED)
+                .first()
             )
-            return message, True
-    except IntegrityError:
-        return InboundMessage.objects.get(gateway=sms.gateway, dedupe_key=key), False
-
-
-def receive(sms: InboundSms, *, now: datetime | None = None) -> Received:
-    """Store and process one inbound SMS. Raises only on transient failures (the database),
-    which the webhook turns into a 503 so the gateway retries."""
-    now = now or timezone.now()
-    message, created = store_raw(sms, now=now)
-    if not created and message.status != InboundStatus.RECEIVED:
-        return Received(message, duplicate=True)
-    process(message, now=now)
-    return Received(message, duplicate=not created)
+            if message is not None:  # else another drain has it, or has done it
+                process(message, now=timezone.now())
+    except KeyStoreLocked:
+        raise  # this process was not given the private KEK: nothing can be processed
+    except Exception:
+        logger.exception("processing inbound SMS #%s failed; left waiting", message_id)
+        return False
+    return True
 
 
 def process(message: InboundMessage, *, now: datetime) -> None:
@@ -162,6 +156,10 @@ def _whole_payload(message: InboundMessage, *, now: datetime) -> bytes | None:
             concat_total=concat.total,
             concat_seq=concat.seq,
         )
+        # Parts of one message processed at once by two drains: the second waits here until
+        # the first has committed, then sees its part (without this, each could see only
+        # itself, and both would wait for the other until they expire).
+        advisory_xact_lock(f"concat:{message.sender}:{concat.ref}:{concat.total}")
         parts = list(
             InboundMessage.objects.select_for_update()
             .filter(
@@ -220,13 +218,20 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
         if locked is None or locked.status != InboundStatus.RECEIVED:
             return
         # Locking the meter's usable keys serialises everything done for this meter below.
-        keys = {k.key_id: k for k in usable_keys(meter).select_for_update().select_related("meter")}
+        # In key-id order, as the batches lock them, so the two paths cannot deadlock.
+        keys = {
+            k.key_id: k
+            for k in usable_keys(meter)
+            .select_for_update()
+            .select_related("meter")
+            .order_by("key_id")
+        }
 
         def lookup(key_id: int) -> ProtocolKeyState | None:
             key = keys.get(key_id)
             if key is None:
                 return None
-            window = ReplayWindow(key.uplink_highest, _bitmap_from_db(key.uplink_bitmap))
+            window = ReplayWindow(key.uplink_highest, bitmap_from_db(key.uplink_bitmap))
             try:
                 session = session_keys(key)
             except KeyStoreLocked:
@@ -244,7 +249,7 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
 
         key = keys[opened.header.key_id]
         key.uplink_highest, bitmap = opened.window.to_tuple()
-        key.uplink_bitmap = _bitmap_to_db(bitmap)
+        key.uplink_bitmap = bitmap_to_db(bitmap)
         key.save(update_fields=["uplink_highest", "uplink_bitmap"])
         if key.state == KeyState.PENDING:
             key_used(meter, key.key_id, at=now)
@@ -298,7 +303,7 @@ _MESSAGE_FIELDS = [
 
 
 def _store_report(message: InboundMessage, meter: Meter, report: Report, *, now: datetime) -> None:
-    latest_allowed = datetime_to_hour(now) + 1
+    latest_allowed = latest_plausible_hour(now)
     if any(r.hour > latest_allowed for r in report.readings):
         raise Rejected(RejectReason.IMPLAUSIBLE, "reading from the future")
     store_readings(meter.pk, [(r.hour, r.wh) for r in report.readings], received_at=now)

@@ -66,6 +66,11 @@ class InboundMessage(models.Model):
             models.UniqueConstraint(fields=["gateway", "dedupe_key"], name="inbound_once")
         ]
         indexes = [
+            # The drains' queue: only waiting messages, in arrival order, so claiming a batch
+            # reads that batch and no more, however long the backlog after an outage.
+            models.Index(
+                fields=["id"], condition=models.Q(status="received"), name="inbound_waiting"
+            ),
             models.Index(fields=["status", "received_at"]),
             models.Index(fields=["reason", "received_at"]),
             models.Index(fields=["sender", "received_at"]),

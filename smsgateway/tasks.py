@@ -1,6 +1,7 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from . import alerts, outbox
@@ -14,6 +15,16 @@ def send_outbound(*, outbound_id: int) -> str:
     """Send one outbox message now. A failure is rescheduled in the row (backoff), and the
     `send_due` sweeper picks it up: retries survive a worker restart."""
     return outbox.send(outbound_id, now=timezone.now())
+
+
+@shared_task(name="smsgateway.send_outbound_many")
+def send_outbound_many(*, outbound_ids: list[int]) -> int:
+    """Send the acks one batch of inbound messages produced; failures are rescheduled in
+    their rows like `send_outbound`'s."""
+    return sum(
+        outbox.send(outbound_id, now=timezone.now()) == OutboundStatus.SENT
+        for outbound_id in outbound_ids
+    )
 
 
 @shared_task(name="smsgateway.send_due")
@@ -30,27 +41,31 @@ def flag_silent_meters() -> int:
     return alerts.flag_silent_meters(now=timezone.now())
 
 
-@shared_task(name="smsgateway.reprocess_stuck")
-def reprocess_stuck() -> int:
-    """Beat: messages stored raw whose processing failed (database down mid-request) and that
-    the gateway did not retry are processed again."""
-    from datetime import timedelta
+@shared_task(name="smsgateway.process_inbound", ignore_result=True)
+def process_inbound() -> int:
+    """Drain the stored inbound messages (queued by the webhook after it stored one). A long
+    queue is worked through in several tasks, so other work interleaves and more workers can
+    join; drains running at once skip each other's messages."""
+    from .ingest import drain
 
-    from .ingest import expire_parts, process
-    from .models import InboundMessage, InboundStatus
+    limit = settings.SMS_DRAIN_BATCH
+    taken = drain(limit=limit)
+    if taken >= limit:
+        process_inbound.delay()
+    return taken
+
+
+@shared_task(name="smsgateway.sweep_inbound")
+def sweep_inbound() -> int:
+    """Beat: drain whatever no queued drain took (a broker outage, a lost task), and expire
+    concatenated parts whose siblings never came."""
+    from .ingest import drain, expire_parts
 
     now = timezone.now()
-    stuck = InboundMessage.objects.filter(
-        status=InboundStatus.RECEIVED, received_at__lt=now - timedelta(minutes=5)
-    ).order_by("pk")[:500]
-    done = 0
-    for message in stuck:
-        try:
-            process(message, now=now)
-            done += 1
-        except Exception:  # one bad message must not hold up the rest; it stays RECEIVED
-            logger.exception("reprocessing inbound SMS #%s failed", message.pk)
-    return done + expire_parts(now=now)
+    taken = drain(limit=settings.SMS_DRAIN_BATCH)
+    if taken >= settings.SMS_DRAIN_BATCH:
+        process_inbound.delay()  # a backlog: the drains take it from here
+    return taken + expire_parts(now=now)
 
 
 @shared_task(name="smsgateway.send_rekey_inits")

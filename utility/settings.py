@@ -156,6 +156,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Ingest and outbound SMS must not wait behind long batch jobs (billing, fraud scans).
 CELERY_TASK_ROUTES = {
+    # Sending downlinks waits on the SMSC; it must not hold up verifying what comes in.
+    "smsgateway.send_*": {"queue": "sms_send"},
     "smsgateway.*": {"queue": "sms"},
     "billing.*": {"queue": "batch"},
     "fraud.*": {"queue": "batch"},
@@ -163,7 +165,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 6 * 3600},
     "send-due-sms": {"task": "smsgateway.send_due", "schedule": 60},
-    "reprocess-stuck-sms": {"task": "smsgateway.reprocess_stuck", "schedule": 300},
+    "sweep-inbound-sms": {"task": "smsgateway.sweep_inbound", "schedule": 60},
     "flag-silent-meters": {"task": "smsgateway.flag_silent_meters", "schedule": 3600},
     "send-rekey-inits": {"task": "smsgateway.send_rekey_inits", "schedule": 900},
     "ensure-reading-partitions": {"task": "readings.ensure_partitions", "schedule": 86400},
@@ -322,6 +324,15 @@ SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=8)
 # S12: at most this many SMS to one meter in 24 hours; more are held and alarmed.
 SMS_OUTBOUND_DAILY_CAP = env.int("SMS_OUTBOUND_DAILY_CAP", default=12)
 # Failed authentication / replays from one meter's SIM: this many within the window alert.
+# Messages one drain task processes before it hands the rest of the queue to a fresh task.
+SMS_DRAIN_BATCH = env.int("SMS_DRAIN_BATCH", default=2000)
+# Messages verified together and stored in one transaction, set-based.
+SMS_BATCH_SIZE = env.int("SMS_BATCH_SIZE", default=500)
+# Seconds between the drains one webhook process queues (0: a drain per message, which eager
+# Celery runs inline, as in the tests and the demo).
+SMS_DRAIN_INTERVAL = env.float(
+    "SMS_DRAIN_INTERVAL", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 0.05
+)
 SMS_AUTH_FAILURE_REASONS = ("auth_failed", "replay", "stale", "unknown_key")
 SMS_AUTH_FAILURE_BURST = env.int("SMS_AUTH_FAILURE_BURST", default=5)
 SMS_AUTH_FAILURE_WINDOW = env.int("SMS_AUTH_FAILURE_WINDOW", default=3600)

@@ -14,7 +14,16 @@ from utility.testing import current_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
-__all__ = ["PortalProcess", "WorkerProcess", "base_env", "current_database_url", "wait_for"]
+__all__ = [
+    "INGEST",
+    "INGEST_WORKER",
+    "PORTAL",
+    "PortalProcess",
+    "WorkerProcess",
+    "base_env",
+    "current_database_url",
+    "wait_for",
+]
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 20) -> None:
@@ -27,14 +36,30 @@ def _stop(proc: subprocess.Popen, timeout: float = 20) -> None:
             proc.wait(timeout=5)
 
 
-class PortalProcess:
-    """gunicorn serving utility.wsgi on a loopback port."""
+PORTAL = "utility.wsgi:application"
+INGEST = "utility.ingest_asgi:application"  # the ingest service: the gateway's endpoints
+INGEST_WORKER = "utility.ingest_worker.IngestWorker"
 
-    def __init__(self, env: dict[str, str], port: int, log: Path, workers: int = 2) -> None:
+
+class PortalProcess:
+    """gunicorn serving one of our applications on a loopback port: the portal (WSGI, sync
+    workers) or, with `app=INGEST, worker_class=INGEST_WORKER`, the ingest service (ASGI)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        workers: int = 2,
+        *,
+        app: str = PORTAL,
+        worker_class: str = "sync",
+    ) -> None:
         self.port, self.log = port, log
         cmd = [
             sys.executable, "-m", "gunicorn", "--workers", str(workers),
-            "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "utility.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+            "--worker-class", worker_class, app,
         ]  # fmt: skip
         self._out = open(log, "ab")  # noqa: SIM115 - open for the process's lifetime
         self.proc = subprocess.Popen(
@@ -62,11 +87,19 @@ class PortalProcess:
 class WorkerProcess:
     """A Celery worker consuming the given queues."""
 
-    def __init__(self, env: dict[str, str], log: Path, queues: str = "default,sms") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        queues: str = "default,sms,sms_send",
+        *,
+        pool: str = "threads",
+        concurrency: int = 4,
+    ) -> None:
         cmd = [
             sys.executable, "-m", "celery", "-A", "utility", "worker", "-Q", queues,
-            "--pool=threads", "--concurrency=4", "--without-gossip", "--without-mingle",
-            "--loglevel=WARNING",
+            f"--pool={pool}", f"--concurrency={concurrency}", "--without-gossip",
+            "--without-mingle", "--loglevel=WARNING",
         ]  # fmt: skip
         self._out = open(log, "ab")  # noqa: SIM115 - open for the process's lifetime
         self.proc = subprocess.Popen(

@@ -23,7 +23,7 @@ from meteragent.protocol import (
 )
 from meteragent.protocol import Reading as WireReading
 from readings.services import datetime_to_hour
-from smsgateway.models import OutboundMessage
+from smsgateway.models import InboundMessage, OutboundMessage
 
 
 @dataclass
@@ -101,9 +101,20 @@ def post_sms(client, settings):
     return post
 
 
+def outcome(response) -> str:
+    """What processing made of a message the webhook queued ("accepted", "rejected replay",
+    "part"): the webhook answers once the message is stored, and the tests' eager Celery
+    has processed it before the answer returns."""
+    assert response.status_code == 200, response.content
+    word, _, message_id = response.text.partition(" ")
+    assert word == "queued", response.text
+    message = InboundMessage.objects.get(pk=int(message_id))
+    return f"{message.status} {message.reason}".strip()
+
+
 def last_ack(test: TestMeter, keys: SessionKeys | None = None) -> Ack:
     outbound = OutboundMessage.objects.filter(meter=test.meter).latest("pk")
     return test.open_downlink(bytes(outbound.payload), keys)
 
 
-__all__ = ["Event", "TestMeter", "hours_back", "last_ack"]
+__all__ = ["Event", "TestMeter", "hours_back", "last_ack", "outcome"]

@@ -11,12 +11,11 @@ from readings.models import Reading
 from readings.services import datetime_to_hour
 from smsgateway.models import InboundMessage, OutboundMessage
 
-from .conftest import hours_back
+from .conftest import hours_back, outcome
 
 
 def _assert_rejected(response, reason: str, *, readings_before: int = 0) -> InboundMessage:
-    assert response.status_code == 200, response.content
-    assert response.text == f"rejected {reason}"
+    assert outcome(response) == f"rejected {reason}"
     message = InboundMessage.objects.latest("pk")
     assert message.status == "rejected" and message.reason == reason
     event = AuditEvent.objects.filter(action="sms.rejected").latest("seq")
@@ -189,7 +188,7 @@ def test_processing_a_message_twice_changes_nothing(test_meter, post_sms):
     from smsgateway.ingest import process
 
     meter = test_meter()
-    assert post_sms(meter.msisdn, meter.report(hours_back(3))).text == "accepted"
+    assert outcome(post_sms(meter.msisdn, meter.report(hours_back(3)))) == "accepted"
     message = InboundMessage.objects.get()
     message.status = "received"  # as a racing retry or the sweeper would still see it
     process(message, now=timezone.now())

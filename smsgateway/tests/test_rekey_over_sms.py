@@ -11,7 +11,7 @@ from meteragent.protocol import RekeyInit, meter_handle_init
 from smsgateway.models import InboundMessage, OutboundMessage
 from smsgateway.rekeys import send_rekey_inits
 
-from .conftest import hours_back, last_ack
+from .conftest import hours_back, last_ack, outcome
 
 
 @pytest.mark.django_db
@@ -26,7 +26,7 @@ def test_rotation_runs_over_the_sms_path(test_meter, post_sms):
     assert isinstance(init, RekeyInit) and init_out.key_id == 1
     pending = meter_handle_init(meter.keys, init, init_counter=init_out.counter)
 
-    assert post_sms(meter.msisdn, meter.frame(pending.accept)).text == "accepted"
+    assert outcome(post_sms(meter.msisdn, meter.frame(pending.accept))) == "accepted"
     # The server answers under the new key: the meter learns the server holds it.
     ack_out = OutboundMessage.objects.latest("pk")
     assert ack_out.key_id == pending.new_key_id
@@ -35,7 +35,7 @@ def test_rotation_runs_over_the_sms_path(test_meter, post_sms):
 
     # The meter switches; its next report under the new key completes the rotation.
     meter.keys, meter.counter = pending.new_keys, 0
-    assert post_sms(meter.msisdn, meter.report(hours_back(4))).text == "accepted"
+    assert outcome(post_sms(meter.msisdn, meter.report(hours_back(4)))) == "accepted"
     assert KeyRotation.objects.get().state == RotationState.COMPLETED
     states = dict(MeterKey.objects.values_list("key_id", "state"))
     assert states == {1: KeyState.RETIRED, pending.new_key_id: KeyState.ACTIVE}
