@@ -17,7 +17,7 @@ from django.core.mail import mail_admins, send_mail
 from django.db import transaction
 from django.utils.crypto import salted_hmac
 
-from audit.caps import CapExceeded, enforce_cap
+from audit.caps import check_cap
 from audit.models import AuditEvent, Outcome
 from audit.services import record
 from devices.models import Meter, MeterStatus
@@ -99,6 +99,12 @@ def send_claim_code(claim_id: int, *, now: datetime) -> str:
                 details={"claim": claim.pk, "reason": "no claimable meter"},
             )
             return "no meter"
+        # Fleet-wide (S12); the cap's lock, held until this transaction ends, also serialises
+        # the per-meter count below.
+        if check_cap("accounts.claim_code_sent", actor="accounts") is not None:
+            claim.status = ClaimStatus.UNDELIVERABLE
+            claim.save(update_fields=["status"])
+            return "capped"
         # Per meter too: each code is an SMS to that meter, and its daily SMS budget must stay
         # free for the acks of its readings (S12); strangers asking for codes must not use it up.
         sent_today = AuditEvent.objects.filter(
@@ -117,12 +123,6 @@ def send_claim_code(claim_id: int, *, now: datetime) -> str:
                 details={"claim": claim.pk, "reason": "daily codes for this meter used up"},
             )
             return "meter limit"
-        try:
-            enforce_cap("accounts.claim_code_sent", actor="accounts")
-        except CapExceeded:
-            claim.status = ClaimStatus.UNDELIVERABLE
-            claim.save(update_fields=["status"])
-            return "capped"
         code = f"{secrets.randbelow(10**settings.CLAIM_CODE_DIGITS):0{settings.CLAIM_CODE_DIGITS}d}"
         from smsgateway.acks import queue_display_code
 

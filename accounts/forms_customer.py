@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.utils import timezone
 
-from audit.caps import CapExceeded, enforce_cap
+from audit.caps import CapExceeded, capped
 from audit.services import record
 
 from . import customer_limits
@@ -58,11 +58,12 @@ class MeterNumberSignupForm(forms.Form):
                 )
                 raise forms.ValidationError(TOO_MANY)
             try:
-                enforce_cap("accounts.signup_requested", actor="anonymous")
+                # Counted for known and unknown addresses alike (the cap's counter), under the
+                # cap's lock so concurrent sign-ups count one another.
+                with capped("accounts.signup_requested", actor="anonymous"):
+                    record("accounts.signup_requested", actor="anonymous", target=f"meter:{number}")
             except CapExceeded:
                 raise forms.ValidationError(PAUSED) from None
-            # Counted for known and unknown addresses alike (the cap's counter).
-            record("accounts.signup_requested", actor="anonymous", target=f"meter:{number}")
         return cleaned
 
     def signup(self, request, user) -> None:

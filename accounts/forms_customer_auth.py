@@ -8,7 +8,7 @@ from allauth.account.forms import LoginForm, ResetPasswordForm
 from allauth.account.internal.flows.password_reset import request_password_reset
 from django import forms
 
-from audit.caps import CapExceeded, enforce_cap
+from audit.caps import CapExceeded, capped
 from audit.services import record
 
 from . import customer_limits
@@ -31,33 +31,37 @@ class CustomerResetPasswordForm(ResetPasswordForm):
 
     def clean(self):
         cleaned = super().clean()
-        number = cleaned.get("meter_number")
+        email, number = cleaned.get("email"), cleaned.get("meter_number")
         if number and customer_limits.hit("reset_per_meter", number):
             raise forms.ValidationError(TOO_MANY)
-        if number:
+        if number and email:
+            self.matching_users = self._users_with_meter(number)
             try:
-                enforce_cap("accounts.password_reset_requested", actor="anonymous")
+                # Recorded here, under the cap's lock, so concurrent requests count one another.
+                with capped("accounts.password_reset_requested", actor="anonymous"):
+                    record(
+                        "accounts.password_reset_requested",
+                        actor="anonymous",
+                        target=email,
+                        details={"meter_matched": bool(self.matching_users)},
+                    )
             except CapExceeded:
                 raise forms.ValidationError(PAUSED) from None
         return cleaned
 
-    def save(self, request, **kwargs) -> str:
+    def _users_with_meter(self, number: str) -> list:
+        """The accounts with this e-mail that occupy or have claimed this meter."""
         from .models import MeterClaim, MeterOccupancy
 
-        email, number = self.cleaned_data["email"], self.cleaned_data["meter_number"]
-        users = list(self.users)
-        matching = [
+        return [
             user
-            for user in users
+            for user in self.users
             if MeterOccupancy.objects.filter(user=user, meter__number=number).exists()
             or MeterClaim.objects.filter(user=user, meter_number=number).exists()
         ]
-        record(
-            "accounts.password_reset_requested",
-            actor="anonymous",
-            target=email,
-            details={"meter_matched": bool(matching)},
-        )
+
+    def save(self, request, **kwargs) -> str:
+        email, users, matching = self.cleaned_data["email"], list(self.users), self.matching_users
         if users and not matching:
             get_adapter().send_mail(
                 "account/email/password_reset_meter_mismatch", email, {"request": request}

@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import mail_admins
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from utility.pg import advisory_xact_lock
@@ -66,22 +66,30 @@ def _alert(error: CapExceeded, actor: AbstractBaseUser | str | None) -> None:
     mail_admins(f"Anomaly cap reached: {error.action}", str(error))
 
 
-def enforce_cap(
-    action: str, *, requested: int = 1, actor: AbstractBaseUser | str | None = None
-) -> None:
-    """Raise CapExceeded (after recording an alert) if `requested` more `action`s would cross
-    the cap configured in settings.ANOMALY_CAPS; do nothing for an action without a cap.
-    The check is not serialised with the write it guards: use `capped` where that matters."""
-    error = _over_cap(action, requested)
-    if error is not None:
-        _alert(error, actor)
-        raise error
+def cap_lock_name(action: str) -> str:
+    return f"cap:{action}"
 
 
 def _serialise(action: str) -> None:
     """Hold a transaction-scoped lock per action, so concurrent requests count one another's
     records."""
-    advisory_xact_lock(f"cap:{action}")
+    advisory_xact_lock(cap_lock_name(action))
+
+
+def check_cap(
+    action: str, *, requested: int = 1, actor: AbstractBaseUser | str | None = None
+) -> CapExceeded | None:
+    """For an action that goes on over its cap in another form (a dispatch held for a second
+    approver, a claim marked undeliverable): inside the transaction that records the action,
+    take the action's lock (held until that transaction ends) and count. Over the cap the
+    alert is recorded, committed with the caller's outcome, and the error returned."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("check_cap() must run inside the transaction that records the action")
+    _serialise(action)
+    error = _over_cap(action, requested)
+    if error is not None:
+        _alert(error, actor)
+    return error
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 
 from accounts.roles import FIELD_ENGINEER
-from audit.caps import CapExceeded, enforce_cap
+from audit.caps import check_cap
 from audit.models import Outcome
 from audit.services import record
 from devices.models import Meter
@@ -263,21 +263,22 @@ def dispatch(
     or per engineer per day) the work order waits for a second approver instead."""
     if not is_field_engineer(engineer):
         raise FraudError("Dispatch only to an active field engineer.")
-    held = []
-    recent = WorkOrder.objects.filter(
-        engineer=engineer, created_at__gte=now - timedelta(days=1)
-    ).exclude(state=WorkOrderState.CANCELLED)
-    engineer_cap = settings.FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY
-    if recent.count() + 1 > engineer_cap:
-        held.append(f"more than {engineer_cap} dispatches to this engineer in 24 hours")
-    try:
-        enforce_cap("fraud.dispatched", actor=by)
-    except CapExceeded as exc:
-        held.append(str(exc))
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
         if case.state != CaseState.OPEN:
             raise FraudError("Only an open case can be dispatched.")
+        held = []
+        # The fleet cap's lock, held until this transaction commits the work order, serialises
+        # the per-engineer count too: concurrent dispatches cannot both slip under either cap.
+        over_fleet_cap = check_cap("fraud.dispatched", actor=by)
+        recent = WorkOrder.objects.filter(
+            engineer=engineer, created_at__gte=now - timedelta(days=1)
+        ).exclude(state=WorkOrderState.CANCELLED)
+        engineer_cap = settings.FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY
+        if recent.count() + 1 > engineer_cap:
+            held.append(f"more than {engineer_cap} dispatches to this engineer in 24 hours")
+        if over_fleet_cap is not None:
+            held.append(str(over_fleet_cap))
         order = WorkOrder(
             case=case,
             engineer=engineer,

@@ -20,12 +20,16 @@ def array_cursor() -> Iterator[psycopg.Cursor]:
         yield cursor
 
 
+# A named lock held until the transaction ends; names are hashed into the lock's key space.
+ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
+
+
 def advisory_xact_lock(name: str) -> None:
     """Take a named lock held until the current transaction ends (PostgreSQL advisory lock;
     elsewhere nothing: SQLite serialises writers anyway)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
+            cursor.execute(ADVISORY_XACT_LOCK, [name])
 
 
 def bigint_array(values: list[int]) -> str:

@@ -8,10 +8,12 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from accounts.customer_services import request_claim, verify_claim
+from accounts.customer_services import request_claim, send_claim_code, verify_claim
 from accounts.customer_testing import clear_customer_limits, display_code, heard_from, make_customer
 from accounts.models import ClaimStatus, MeterClaim, MeterOccupancy
 from audit.models import AuditEvent, Outcome
+from audit.services import record
+from audit.testing import run_while_a_concurrent_request_holds_the_cap
 from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
 from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
 
@@ -163,6 +165,45 @@ def test_codes_per_meter_are_limited_so_its_acks_keep_their_sms(reachable, setti
     assert AuditEvent.objects.filter(
         action="customer.claim_code_not_sent", details__reason="daily codes for this meter used up"
     ).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_codes_fleet_wide_are_capped(reachable, settings):
+    """S12: codes are SMS to meters; beyond the fleet-wide hourly cap none is sent and the
+    operators are alerted."""
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.claim_code_sent": (2, 3600)}
+    for i in range(3):
+        request_claim(
+            make_customer(f"claimant{i}@example.com"), reachable.meter.number, now=timezone.now()
+        )
+    statuses = list(MeterClaim.objects.order_by("pk").values_list("status", flat=True))
+    assert statuses == [ClaimStatus.SENT, ClaimStatus.SENT, ClaimStatus.UNDELIVERABLE]
+    assert AuditEvent.objects.filter(
+        action="cap.exceeded", target="accounts.claim_code_sent", outcome=Outcome.ALERT
+    ).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_code_cap_counts_a_code_sent_concurrently(reachable, settings):
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.claim_code_sent": (1, 3600)}
+    now = timezone.now()
+    claim = MeterClaim.objects.create(
+        user=make_customer("late@example.com"),
+        meter_number=reachable.meter.number,
+        created_at=now,
+        expires_at=now + timedelta(minutes=10),
+    )
+    outcome = run_while_a_concurrent_request_holds_the_cap(
+        "accounts.claim_code_sent",
+        lambda: send_claim_code(claim.pk, now=now),
+        meanwhile=lambda: record(
+            "accounts.claim_code_sent", actor="accounts", target=f"meter:{claim.meter_number}"
+        ),
+    )
+    assert outcome == "capped"
+    claim.refresh_from_db()
+    assert claim.status == ClaimStatus.UNDELIVERABLE and claim.code_hash == ""
 
 
 @pytest.mark.django_db

@@ -16,8 +16,11 @@ from accounts.customer_testing import (
     links_in_mail,
     make_customer,
 )
+from accounts.forms_customer import PAUSED
 from accounts.models import ClaimStatus, MeterClaim, MeterOccupancy, User
 from audit.models import AuditEvent, Outcome
+from audit.services import record
+from audit.testing import run_while_a_concurrent_request_holds_the_cap
 from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
 from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
 
@@ -127,6 +130,74 @@ def test_signup_rate_limited_per_meter_number(client, settings):
     assert AuditEvent.objects.filter(action="customer.signup_limited").exists()
 
 
+def _over_the_cap(response) -> bool:
+    return response.status_code == 200 and PAUSED in response.content.decode()
+
+
+def _cap_alerted(action: str) -> bool:
+    return AuditEvent.objects.filter(
+        action="cap.exceeded", target=action, outcome=Outcome.ALERT
+    ).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signups_fleet_wide_are_capped(client, settings, mailoutbox):
+    """S12: a burst of sign-ups beyond the hourly cap pauses the form and alerts the admins."""
+    settings.ADMINS = [("Security", "security@example.org")]
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.signup_requested": (2, 3600)}
+    responses = [signup(client, f"s{i}@example.com", UNKNOWN_METER) for i in range(3)]
+    assert [r.status_code for r in responses[:2]] == [302, 302]
+    assert _over_the_cap(responses[2])
+    assert _cap_alerted("accounts.signup_requested")
+    assert AuditEvent.objects.filter(action="accounts.signup_requested").count() == 2
+    assert [m.to for m in mailoutbox if "Anomaly cap" in m.subject] == [["security@example.org"]]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_signup_cap_counts_a_concurrent_signup(settings):
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.signup_requested": (1, 3600)}
+    response = run_while_a_concurrent_request_holds_the_cap(
+        "accounts.signup_requested",
+        lambda: signup(Client(), "late@example.com", UNKNOWN_METER),
+        meanwhile=lambda: record("accounts.signup_requested", actor="anonymous"),
+    )
+    assert _over_the_cap(response)
+
+
+def reset(client, email: str, number: str):
+    return client.post("/accounts/password/reset/", {"email": email, "meter_number": number})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_password_resets_fleet_wide_are_capped(client, settings, test_meter):  # noqa: F811
+    settings.ANOMALY_CAPS = {
+        **settings.ANOMALY_CAPS,
+        "accounts.password_reset_requested": (1, 3600),
+    }
+    number = test_meter().meter.number
+    first, second = reset(client, "a@example.com", number), reset(client, "b@example.com", number)
+    assert first.status_code == 302 and _over_the_cap(second)
+    assert _cap_alerted("accounts.password_reset_requested")
+    assert [m.to for m in mail.outbox] == [["a@example.com"]]  # the paused request sent nothing
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_reset_cap_counts_a_concurrent_reset(settings):
+    settings.ANOMALY_CAPS = {
+        **settings.ANOMALY_CAPS,
+        "accounts.password_reset_requested": (1, 3600),
+    }
+    response = run_while_a_concurrent_request_holds_the_cap(
+        "accounts.password_reset_requested",
+        lambda: reset(Client(), "late@example.com", UNKNOWN_METER),
+        meanwhile=lambda: record("accounts.password_reset_requested", actor="anonymous"),
+    )
+    assert _over_the_cap(response)
+    assert mail.outbox == []
+
+
 @pytest.mark.django_db(transaction=True)
 def test_reset_needs_a_meter_of_the_account_and_never_tells(client, test_meter):  # noqa: F811
     meter = test_meter()
@@ -137,9 +208,7 @@ def test_reset_needs_a_meter_of_the_account_and_never_tells(client, test_meter):
         ("other@example.com", meter.meter.number),  # account without that meter: no link
         ("nobody@example.com", meter.meter.number),  # no account: "unknown account" mail
     ]
-    responses = [
-        client.post("/accounts/password/reset/", {"email": e, "meter_number": n}) for e, n in cases
-    ]
+    responses = [reset(client, e, n) for e, n in cases]
     assert {(r.status_code, r.get("Location")) for r in responses} == {
         (302, "/accounts/password/reset/done/")
     }

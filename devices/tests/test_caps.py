@@ -4,6 +4,8 @@ import pytest
 
 from audit.caps import CapExceeded
 from audit.models import AuditEvent, Outcome
+from audit.services import record
+from audit.testing import run_while_a_concurrent_request_holds_the_cap
 from devices.models import KeyRotation, MeterStatus
 from devices.services import issue_bundle, schedule_rotations, suspend_meters
 
@@ -69,33 +71,17 @@ def test_a_mass_decommission_over_the_cap_destroys_nothing(active_meter, setting
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_cap_checks_wait_for_a_concurrent_request_to_commit(make_meter):
-    """Two mass requests at once cannot both slip under a cap: the check holds a lock per
-    action until the guarded records are committed."""
-    import threading
-
-    import psycopg
-    from django.db import connection, connections
-
-    from utility.testing import current_database_url
-
+def test_cap_checks_wait_for_a_concurrent_request_to_commit(make_meter, settings):
+    """Two requests at once cannot both slip under a cap: the check holds a lock per action
+    until the guarded records are committed, and so counts the other request's."""
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "devices.bundle_issued": (1, 3600)}
     meter = make_meter()
-    other = psycopg.connect(current_database_url().replace("postgres://", "postgresql://", 1))
-    other.execute("SELECT pg_advisory_xact_lock(hashtext('cap:devices.bundle_issued'))")
-    done = threading.Event()
-
-    def request() -> None:
-        try:
-            issue_bundle(meter, by="second request")
-            done.set()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=request)
-    thread.start()
-    assert not done.wait(1.0)  # waiting for the first request's transaction
-    other.rollback()  # the first request ends
-    assert done.wait(10)
-    thread.join(5)
-    other.close()
-    assert connection.vendor == "postgresql"
+    with pytest.raises(CapExceeded):
+        run_while_a_concurrent_request_holds_the_cap(
+            "devices.bundle_issued",
+            lambda: issue_bundle(meter, by="second request"),
+            meanwhile=lambda: record("devices.bundle_issued", actor="first request"),
+        )
+    assert not AuditEvent.objects.filter(
+        action="devices.bundle_issued", actor_label="second request"
+    ).exists()

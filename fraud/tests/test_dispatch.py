@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from accounts.roles import FIELD_ENGINEER, REVENUE_PROTECTION
 from audit.models import AuditEvent, Outcome
+from audit.services import record
+from audit.testing import run_while_a_concurrent_request_holds_the_cap
 from fraud.models import (
     Case,
     CaseState,
@@ -124,6 +126,20 @@ def test_fleet_dispatch_cap_holds_further_dispatches(people, open_case, settings
     assert held.state == WorkOrderState.AWAITING_APPROVAL
     assert "cap" in held.held_because[0]
     assert AuditEvent.objects.filter(action="cap.exceeded", target="fraud.dispatched").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_fleet_dispatch_cap_counts_a_concurrent_dispatch(people, open_case, settings):
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "fraud.dispatched": (1, 86400)}
+    analyst, alice = people["analyst"][0], people["alice"][0]
+    case = open_case()
+    order = run_while_a_concurrent_request_holds_the_cap(
+        "fraud.dispatched",
+        lambda: dispatch(case, alice, by=analyst, now=timezone.now()),
+        meanwhile=lambda: record("fraud.dispatched", actor=analyst, target="workorder:0"),
+    )
+    assert order.state == WorkOrderState.AWAITING_APPROVAL
 
 
 # --- Verified uploads ---
