@@ -152,16 +152,24 @@ def test_move_in_ends_the_previous_occupants_access(reachable):
     assert any(m.to == ["old@example.com"] and "claimed" in m.subject for m in mail.outbox)
 
 
+def three_claims_for(meter) -> list[str]:
+    """Three customers claim one meter; the claims' statuses in order."""
+    for i in range(3):
+        request_claim(
+            make_customer(f"claimant{i}@example.com"), meter.meter.number, now=timezone.now()
+        )
+    return list(MeterClaim.objects.order_by("pk").values_list("status", flat=True))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_codes_per_meter_are_limited_so_its_acks_keep_their_sms(reachable, settings):
     """Strangers asking for codes for one sticker number cannot use up that meter's SMS."""
     settings.CLAIM_CODES_PER_METER_PER_DAY = 2
-    for i in range(3):
-        request_claim(
-            make_customer(f"stranger{i}@example.com"), reachable.meter.number, now=timezone.now()
-        )
-    statuses = list(MeterClaim.objects.order_by("pk").values_list("status", flat=True))
-    assert statuses == [ClaimStatus.SENT, ClaimStatus.SENT, ClaimStatus.UNDELIVERABLE]
+    assert three_claims_for(reachable) == [
+        ClaimStatus.SENT,
+        ClaimStatus.SENT,
+        ClaimStatus.UNDELIVERABLE,
+    ]
     assert AuditEvent.objects.filter(
         action="customer.claim_code_not_sent", details__reason="daily codes for this meter used up"
     ).exists()
@@ -172,12 +180,11 @@ def test_claim_codes_fleet_wide_are_capped(reachable, settings):
     """S12: codes are SMS to meters; beyond the fleet-wide hourly cap none is sent and the
     operators are alerted."""
     settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.claim_code_sent": (2, 3600)}
-    for i in range(3):
-        request_claim(
-            make_customer(f"claimant{i}@example.com"), reachable.meter.number, now=timezone.now()
-        )
-    statuses = list(MeterClaim.objects.order_by("pk").values_list("status", flat=True))
-    assert statuses == [ClaimStatus.SENT, ClaimStatus.SENT, ClaimStatus.UNDELIVERABLE]
+    assert three_claims_for(reachable) == [
+        ClaimStatus.SENT,
+        ClaimStatus.SENT,
+        ClaimStatus.UNDELIVERABLE,
+    ]
     assert AuditEvent.objects.filter(
         action="cap.exceeded", target="accounts.claim_code_sent", outcome=Outcome.ALERT
     ).exists()
