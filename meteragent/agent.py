@@ -413,6 +413,12 @@ class Agent:
         events = [to_wire_event(e.type, e.hour, e.arg, sent_at) for e in pending]
         reports = build_reports(readings, events, sent_at=sent_at)
         cap = self.config.max_frames_per_batch
+        if acked is None:
+            # Never acknowledged: the server can only start this meter's mark at the first hour
+            # it receives. If the first frame of a batch of several were lost, the others would
+            # start it too late and the ack would cover hours never stored. Until the first ack,
+            # one frame, always from the oldest reading; the rest follows after that ack.
+            cap = 1
         if len(reports) > cap:
             # Keep what the first ``cap`` frames hold; the rest goes at the next slot.
             kept = reports[:cap]
