@@ -2,17 +2,23 @@
 
 from django.db import migrations, models
 
+from utility.migration_operations import AddIndexConcurrentlyOnPostgres
+
 
 class Migration(migrations.Migration):
+    # The inbound table takes every SMS: build the index without blocking ingest.
+    atomic = False
 
     dependencies = [
-        ('devices', '0003_device_identity'),
-        ('smsgateway', '0003_key_unusable_reason'),
+        ("devices", "0003_device_identity"),
+        ("smsgateway", "0003_key_unusable_reason"),
     ]
 
     operations = [
-        migrations.AddIndex(
-            model_name='inboundmessage',
-            index=models.Index(condition=models.Q(('status', 'received')), fields=['id'], name='inbound_waiting'),
+        AddIndexConcurrentlyOnPostgres(
+            model_name="inboundmessage",
+            index=models.Index(
+                condition=models.Q(("status", "received")), fields=["id"], name="inbound_waiting"
+            ),
         ),
     ]
