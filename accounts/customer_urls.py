@@ -9,5 +9,10 @@ urlpatterns = [
     path("claim/", customer_views.claim, name="customer_claim"),
     path("settings/", customer_views.account_settings, name="customer_settings"),
     path("delete/", customer_views.delete_account, name="customer_delete"),
+    path(
+        "password/reset/",
+        customer_views.PasswordResetPausableView.as_view(),
+        name="account_reset_password",
+    ),
     path("", include("allauth.urls")),
 ]

@@ -3,6 +3,7 @@ the settings overview, and the deletion request."""
 
 from __future__ import annotations
 
+from allauth.account.views import PasswordResetView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -11,13 +12,20 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from audit.caps import CapExceeded
 from audit.models import Outcome
 from audit.services import record
 
 from . import customer_limits
 from .adapters import next_step_url
 from .customer_services import claims_locked, request_account_deletion, request_claim, verify_claim
-from .forms_customer import TOO_MANY, ClaimCodeForm, DeletionRequestForm, RequestClaimForm
+from .forms_customer import (
+    PAUSED,
+    TOO_MANY,
+    ClaimCodeForm,
+    DeletionRequestForm,
+    RequestClaimForm,
+)
 from .models import AccountDeletionRequest, ClaimStatus, MeterClaim
 
 CODE_SENT = (
@@ -118,3 +126,15 @@ def delete_account(request: HttpRequest) -> HttpResponse:
         )
         return redirect("customer_settings")
     return render(request, "accounts/customer/delete.html", {"form": form})
+
+
+class PasswordResetPausableView(PasswordResetView):
+    """allauth's reset page; over the fleet-wide reset cap (S12) the form says the service is
+    paused instead of sending anything (the form's save raises before any mail)."""
+
+    def form_valid(self, form) -> HttpResponse:
+        try:
+            return super().form_valid(form)
+        except CapExceeded:
+            form.add_error(None, PAUSED)
+            return self.form_invalid(form)

@@ -8,11 +8,11 @@ from allauth.account.forms import LoginForm, ResetPasswordForm
 from allauth.account.internal.flows.password_reset import request_password_reset
 from django import forms
 
-from audit.caps import CapExceeded, capped
+from audit.caps import capped
 from audit.services import record
 
 from . import customer_limits
-from .forms_customer import PAUSED, TOO_MANY, MeterNumberField
+from .forms_customer import TOO_MANY, MeterNumberField
 
 
 class CustomerLoginForm(LoginForm):
@@ -31,22 +31,9 @@ class CustomerResetPasswordForm(ResetPasswordForm):
 
     def clean(self):
         cleaned = super().clean()
-        email, number = cleaned.get("email"), cleaned.get("meter_number")
+        number = cleaned.get("meter_number")
         if number and customer_limits.hit("reset_per_meter", number):
             raise forms.ValidationError(TOO_MANY)
-        if number and email:
-            self.matching_users = self._users_with_meter(number)
-            try:
-                # Recorded here, under the cap's lock, so concurrent requests count one another.
-                with capped("accounts.password_reset_requested", actor="anonymous"):
-                    record(
-                        "accounts.password_reset_requested",
-                        actor="anonymous",
-                        target=email,
-                        details={"meter_matched": bool(self.matching_users)},
-                    )
-            except CapExceeded:
-                raise forms.ValidationError(PAUSED) from None
         return cleaned
 
     def _users_with_meter(self, number: str) -> list:
@@ -61,7 +48,18 @@ class CustomerResetPasswordForm(ResetPasswordForm):
         ]
 
     def save(self, request, **kwargs) -> str:
-        email, users, matching = self.cleaned_data["email"], list(self.users), self.matching_users
+        """Called by allauth's view after its own rate limits, so refused requests are not
+        counted. Raises CapExceeded (nothing sent) over the fleet-wide cap (S12); the record is
+        written under the cap's lock, so concurrent requests count one another."""
+        email, number = self.cleaned_data["email"], self.cleaned_data["meter_number"]
+        users, matching = list(self.users), self._users_with_meter(number)
+        with capped("accounts.password_reset_requested", actor="anonymous"):
+            record(
+                "accounts.password_reset_requested",
+                actor="anonymous",
+                target=email,
+                details={"meter_matched": bool(matching)},
+            )
         if users and not matching:
             get_adapter().send_mail(
                 "account/email/password_reset_meter_mismatch", email, {"request": request}

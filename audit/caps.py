@@ -63,7 +63,9 @@ def _alert(error: CapExceeded, actor: AbstractBaseUser | str | None) -> None:
             "requested": error.requested,
         },
     )
-    mail_admins(f"Anomaly cap reached: {error.action}", str(error))
+    # After the commit: not while the cap's lock (and the caller's rows) are held, and not at
+    # all for an alert that is rolled back.
+    transaction.on_commit(lambda: mail_admins(f"Anomaly cap reached: {error.action}", str(error)))
 
 
 def cap_lock_name(action: str) -> str:
@@ -82,7 +84,8 @@ def check_cap(
     """For an action that goes on over its cap in another form (a dispatch held for a second
     approver, a claim marked undeliverable): inside the transaction that records the action,
     take the action's lock (held until that transaction ends) and count. Over the cap the
-    alert is recorded, committed with the caller's outcome, and the error returned."""
+    alert is recorded, committed with the caller's outcome (and mailed after that commit), and
+    the error returned."""
     if not connection.in_atomic_block:
         raise RuntimeError("check_cap() must run inside the transaction that records the action")
     _serialise(action)

@@ -1,8 +1,19 @@
-"""Helpers for tests of the anomaly caps (not used by the portal itself)."""
+"""Helpers for tests of the anomaly caps (not used by the portal itself).
+
+A cap is only as good as its serialisation: the check must hold the action's lock from the
+count until the request's own audit record commits. Two helpers show both halves with a real
+second database session, for any capped request:
+
+* `run_while_a_concurrent_request_holds_the_cap`: the request waits for a concurrent one and
+  then counts that one's record;
+* `run_with_the_audit_chain_held`: stopped inside its own audit record, the request still holds
+  the cap's lock, so a concurrent one cannot count before that record is committed.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,44 +26,110 @@ from .caps import cap_lock_name
 
 T = TypeVar("T")
 
+WAIT_SECONDS = 15
+
+
+def _connect() -> psycopg.Connection:
+    return psycopg.connect(current_database_url().replace("postgres://", "postgresql://", 1))
+
+
+class _Request(threading.Thread):
+    """The request under test, in its own thread and so its own database session."""
+
+    def __init__(self, request: Callable[[], T]) -> None:
+        super().__init__(daemon=True)
+        self.request = request
+        self.value: object = None
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        from django.db import connections
+
+        try:
+            self.value = self.request()
+        except BaseException as exc:  # handed to the test's thread
+            self.error = exc
+        finally:
+            connections.close_all()
+            self.finished.set()
+
+    def result(self):
+        assert self.finished.wait(WAIT_SECONDS), "the request did not finish"
+        self.join(5)
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _wait_until_a_session_waits(probe: psycopg.Connection, request: _Request, lock_query: str):
+    """Until another session waits for a lock that `lock_query` (on pg_locks) selects, or the
+    request ends without having waited."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline and not request.finished.is_set():
+        if probe.execute(lock_query).fetchone()[0]:
+            return True
+        time.sleep(0.02)
+    return False
+
 
 def run_while_a_concurrent_request_holds_the_cap(
     action: str, request: Callable[[], T], meanwhile: Callable[[], object]
 ) -> T:
-    """Run `request` in its own thread and database session while another session holds
-    `action`'s cap lock, as a concurrent request for the same action does until it commits.
-
-    Asserts that `request` waits for that lock; `meanwhile` then writes what the concurrent
-    request commits (its audit record of the action) before the lock is released. A request
-    that counted without the lock would not wait, and would not see that record. Returns what
-    `request` returned (or raises what it raised). Needs PostgreSQL and a transactional test."""
-    from django.db import connections
-
-    outcome: dict[str, object] = {}
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome["value"] = request()
-        except BaseException as exc:  # handed to the test's thread
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-            finished.set()
-
-    holder = psycopg.connect(current_database_url().replace("postgres://", "postgresql://", 1))
+    """Run `request` while another session holds `action`'s cap lock, as a concurrent request
+    does until it commits. Asserts that `request` waits for that lock; `meanwhile` then writes
+    what the concurrent request commits (its audit record of the action) before the lock is
+    released. A request that counted without the lock would not wait, and would not see that
+    record. Returns what `request` returned (or raises what it raised)."""
+    holder, probe = _connect(), _connect()
+    probe.autocommit = True
+    runner = _Request(request)
     try:
         holder.execute(ADVISORY_XACT_LOCK, [cap_lock_name(action)])
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        waited = not finished.wait(1.0)
+        runner.start()
+        waited = _wait_until_a_session_waits(
+            probe,
+            runner,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
         meanwhile()
         holder.rollback()  # the concurrent request ends; its records are committed
-        assert finished.wait(30), "the request did not finish after the cap lock was released"
-        thread.join(5)
+        value = runner.result()
     finally:
         holder.close()
+        probe.close()
     assert waited, f"the {action} cap was checked without waiting for a concurrent request"
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    return value
+
+
+def run_with_the_audit_chain_held(action: str, request: Callable[[], T]) -> T:
+    """Run `request` (one that records `action`) while another session holds the audit chain
+    head, so the request stops inside an audit record; asserts that at that moment `action`'s
+    cap lock is taken (by the request). Were the lock released before the request's record
+    committed, a concurrent request could count without it. Returns what `request` returned."""
+    from .models import AuditChainHead
+
+    AuditChainHead.objects.get_or_create(pk=1)
+    table = AuditChainHead._meta.db_table
+    holder, probe = _connect(), _connect()
+    probe.autocommit = True
+    runner = _Request(request)
+    try:
+        holder.execute(f'SELECT 1 FROM "{table}" WHERE id = 1 FOR UPDATE')  # noqa: S608
+        runner.start()
+        stopped = _wait_until_a_session_waits(
+            probe,
+            runner,
+            "SELECT count(*) FROM pg_locks WHERE locktype <> 'advisory' AND NOT granted",
+        )
+        taken = not probe.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtext(%s))", [cap_lock_name(action)]
+        ).fetchone()[0]
+        holder.rollback()
+        value = runner.result()
+    finally:
+        holder.close()
+        probe.close()
+    assert stopped, "the request wrote no audit record"
+    assert taken, f"the request's audit record is written after the {action} cap lock is released"
+    return value

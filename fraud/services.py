@@ -316,10 +316,18 @@ def _assign(order: WorkOrder, *, by: Actor, now: datetime) -> None:
     )
 
 
+def _lock_order(order: WorkOrder) -> WorkOrder:
+    """Lock the work order's case, then the order. Every change to a case locks the case before
+    it writes its audit record (which locks the chain head); taking the case first here too
+    keeps one lock order, so a dispatch and an approval of the same case cannot deadlock."""
+    Case.objects.select_for_update().only("pk").get(pk=order.case_id)
+    return WorkOrder.objects.select_for_update().get(pk=order.pk)
+
+
 def approve(order: WorkOrder, *, by: AbstractBaseUser, now: datetime) -> WorkOrder:
     """The second approver releases a held dispatch: someone other than who dispatched it."""
     with transaction.atomic():
-        order = WorkOrder.objects.select_for_update().get(pk=order.pk)
+        order = _lock_order(order)
         if order.state != WorkOrderState.AWAITING_APPROVAL:
             raise FraudError("This work order is not waiting for approval.")
         if by.pk == order.created_by_id:
@@ -345,7 +353,7 @@ def approve(order: WorkOrder, *, by: AbstractBaseUser, now: datetime) -> WorkOrd
 
 def cancel(order: WorkOrder, *, by: AbstractBaseUser, now: datetime, note: str = "") -> WorkOrder:
     with transaction.atomic():
-        order = WorkOrder.objects.select_for_update().get(pk=order.pk)
+        order = _lock_order(order)
         if order.state not in (WorkOrderState.AWAITING_APPROVAL, WorkOrderState.ASSIGNED):
             raise FraudError("Only an open work order can be cancelled.")
         was_assigned = order.state == WorkOrderState.ASSIGNED
@@ -364,7 +372,7 @@ def record_visit(
     if outcome not in Resolution.values:
         raise FraudError("Choose the visit outcome.")
     with transaction.atomic():
-        order = WorkOrder.objects.select_for_update().get(pk=order.pk)
+        order = _lock_order(order)
         if order.engineer_id != by.pk:
             raise FraudError("This is not your job.")
         if order.state != WorkOrderState.ASSIGNED:

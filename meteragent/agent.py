@@ -12,7 +12,8 @@ Protocol rules applied here (docs/protocol.md, docs/meteragent.md):
   the hour is left out (a gap the server sees), never stamped with a wrong value.
 * A batch is ``[last acknowledged reading] + unacknowledged readings`` (the server extends its
   high-water mark over each frame's range, so it can move past hours the meter never
-  recorded), at most 16 frames, plus pending events. Nothing new: a heartbeat. Every send
+  recorded), at most 16 frames, plus pending events; before the first ack, only up to the
+  first frame with readings (protocol 6.2). Nothing new: a heartbeat. Every send
   slot sends, so the traffic pattern never depends on consumption (S6, S7).
 * No ack: nothing happens until the next send slot, which resends everything unacknowledged
   with new counters (a frame is never retransmitted byte for byte).
@@ -415,10 +416,13 @@ class Agent:
         cap = self.config.max_frames_per_batch
         if acked is None:
             # Never acknowledged: the server can only start this meter's mark at the first hour
-            # it receives. If the first frame of a batch of several were lost, the others would
-            # start it too late and the ack would cover hours never stored. Until the first ack,
-            # one frame, always from the oldest reading; the rest follows after that ack.
-            cap = 1
+            # it receives. If the first frame with readings of a batch were lost, the later ones
+            # would start it too late and the ack would cover hours never stored. Until the
+            # first ack, the batch ends with its first frame that holds readings (the oldest);
+            # frames of events alone before it are harmless. The rest follows after that ack.
+            with_readings = [n for n, report in enumerate(reports) if report.readings]
+            if with_readings:
+                cap = min(cap, with_readings[0] + 1)
         if len(reports) > cap:
             # Keep what the first ``cap`` frames hold; the rest goes at the next slot.
             kept = reports[:cap]

@@ -13,7 +13,10 @@ from accounts.customer_testing import clear_customer_limits, display_code, heard
 from accounts.models import ClaimStatus, MeterClaim, MeterOccupancy
 from audit.models import AuditEvent, Outcome
 from audit.services import record
-from audit.testing import run_while_a_concurrent_request_holds_the_cap
+from audit.testing import (
+    run_while_a_concurrent_request_holds_the_cap,
+    run_with_the_audit_chain_held,
+)
 from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
 from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
 
@@ -193,14 +196,21 @@ def test_claim_codes_fleet_wide_are_capped(reachable, settings):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_claim_code_cap_counts_a_code_sent_concurrently(reachable, settings):
-    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.claim_code_sent": (1, 3600)}
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.claim_code_sent": (2, 3600)}
     now = timezone.now()
-    claim = MeterClaim.objects.create(
-        user=make_customer("late@example.com"),
-        meter_number=reachable.meter.number,
-        created_at=now,
-        expires_at=now + timedelta(minutes=10),
+    first, claim = (
+        MeterClaim.objects.create(
+            user=make_customer(f"{who}@example.com"),
+            meter_number=reachable.meter.number,
+            created_at=now,
+            expires_at=now + timedelta(minutes=10),
+        )
+        for who in ("first", "late")
     )
+    sent = run_with_the_audit_chain_held(
+        "accounts.claim_code_sent", lambda: send_claim_code(first.pk, now=now)
+    )
+    assert sent == "sent"
     outcome = run_while_a_concurrent_request_holds_the_cap(
         "accounts.claim_code_sent",
         lambda: send_claim_code(claim.pk, now=now),

@@ -20,7 +20,10 @@ from accounts.forms_customer import PAUSED
 from accounts.models import ClaimStatus, MeterClaim, MeterOccupancy, User
 from audit.models import AuditEvent, Outcome
 from audit.services import record
-from audit.testing import run_while_a_concurrent_request_holds_the_cap
+from audit.testing import (
+    run_while_a_concurrent_request_holds_the_cap,
+    run_with_the_audit_chain_held,
+)
 from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
 from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
 
@@ -156,7 +159,11 @@ def test_signups_fleet_wide_are_capped(client, settings, mailoutbox):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_signup_cap_counts_a_concurrent_signup(settings):
-    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.signup_requested": (1, 3600)}
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.signup_requested": (2, 3600)}
+    first = run_with_the_audit_chain_held(
+        "accounts.signup_requested", lambda: signup(Client(), "first@example.com", UNKNOWN_METER)
+    )
+    assert first.status_code == 302
     response = run_while_a_concurrent_request_holds_the_cap(
         "accounts.signup_requested",
         lambda: signup(Client(), "late@example.com", UNKNOWN_METER),
@@ -182,13 +189,35 @@ def test_password_resets_fleet_wide_are_capped(client, settings, test_meter):  #
     assert [m.to for m in mail.outbox] == [["a@example.com"]]  # the paused request sent nothing
 
 
+@pytest.mark.django_db(transaction=True)
+def test_resets_refused_by_the_rate_limit_do_not_count_towards_the_cap(client, settings):
+    """One client hammering the form is stopped by its own limit (429) and cannot use up the
+    fleet-wide cap, which would pause resets for every customer."""
+    settings.ANOMALY_CAPS = {
+        **settings.ANOMALY_CAPS,
+        "accounts.password_reset_requested": (3, 3600),
+    }
+    settings.CUSTOMER_LIMITS = {**settings.CUSTOMER_LIMITS, "reset_per_meter": (10, 3600)}
+    statuses = [reset(client, "same@example.com", UNKNOWN_METER).status_code for _ in range(5)]
+    assert statuses == [302, 302, 302, 429, 429]  # allauth's 3/h per e-mail
+    assert AuditEvent.objects.filter(action="accounts.password_reset_requested").count() == 3
+    assert not _cap_alerted("accounts.password_reset_requested")
+    assert _over_the_cap(reset(client, "other@example.com", UNKNOWN_METER))
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_reset_cap_counts_a_concurrent_reset(settings):
     settings.ANOMALY_CAPS = {
         **settings.ANOMALY_CAPS,
-        "accounts.password_reset_requested": (1, 3600),
+        "accounts.password_reset_requested": (2, 3600),
     }
+    first = run_with_the_audit_chain_held(
+        "accounts.password_reset_requested",
+        lambda: reset(Client(), "first@example.com", UNKNOWN_METER),
+    )
+    assert first.status_code == 302
+    mail.outbox.clear()
     response = run_while_a_concurrent_request_holds_the_cap(
         "accounts.password_reset_requested",
         lambda: reset(Client(), "late@example.com", UNKNOWN_METER),

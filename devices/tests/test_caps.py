@@ -5,17 +5,23 @@ import pytest
 from audit.caps import CapExceeded
 from audit.models import AuditEvent, Outcome
 from audit.services import record
-from audit.testing import run_while_a_concurrent_request_holds_the_cap
+from audit.testing import (
+    run_while_a_concurrent_request_holds_the_cap,
+    run_with_the_audit_chain_held,
+)
 from devices.models import KeyRotation, MeterStatus
 from devices.services import issue_bundle, schedule_rotations, suspend_meters
 
 
 @pytest.mark.django_db
-def test_a_mass_rotation_over_the_cap_is_refused_whole(active_meter, settings, mailoutbox):
+def test_a_mass_rotation_over_the_cap_is_refused_whole(
+    active_meter, settings, mailoutbox, django_capture_on_commit_callbacks
+):
     settings.ADMINS = [("Security", "security@example.org")]
     settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "devices.rotation_scheduled": (3, 3600)}
     meters = [active_meter()[0] for _ in range(4)]
-    with pytest.raises(CapExceeded):
+    # The alert is mailed once it is committed (here: the test's transaction stays open).
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(CapExceeded):
         schedule_rotations(meters, by="mass-rotator")
     assert KeyRotation.objects.count() == 0
     alert = AuditEvent.objects.get(action="cap.exceeded")
@@ -74,8 +80,11 @@ def test_a_mass_decommission_over_the_cap_destroys_nothing(active_meter, setting
 def test_cap_checks_wait_for_a_concurrent_request_to_commit(make_meter, settings):
     """Two requests at once cannot both slip under a cap: the check holds a lock per action
     until the guarded records are committed, and so counts the other request's."""
-    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "devices.bundle_issued": (1, 3600)}
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "devices.bundle_issued": (2, 3600)}
     meter = make_meter()
+    run_with_the_audit_chain_held(
+        "devices.bundle_issued", lambda: issue_bundle(meter, by="first request")
+    )
     with pytest.raises(CapExceeded):
         run_while_a_concurrent_request_holds_the_cap(
             "devices.bundle_issued",

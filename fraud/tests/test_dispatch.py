@@ -11,7 +11,10 @@ from django.utils import timezone
 from accounts.roles import FIELD_ENGINEER, REVENUE_PROTECTION
 from audit.models import AuditEvent, Outcome
 from audit.services import record
-from audit.testing import run_while_a_concurrent_request_holds_the_cap
+from audit.testing import (
+    run_while_a_concurrent_request_holds_the_cap,
+    run_with_the_audit_chain_held,
+)
 from fraud.models import (
     Case,
     CaseState,
@@ -131,9 +134,13 @@ def test_fleet_dispatch_cap_holds_further_dispatches(people, open_case, settings
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_fleet_dispatch_cap_counts_a_concurrent_dispatch(people, open_case, settings):
-    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "fraud.dispatched": (1, 86400)}
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "fraud.dispatched": (2, 86400)}
     analyst, alice = people["analyst"][0], people["alice"][0]
-    case = open_case()
+    first, case = open_case(), open_case()
+    assigned = run_with_the_audit_chain_held(
+        "fraud.dispatched", lambda: dispatch(first, alice, by=analyst, now=timezone.now())
+    )
+    assert assigned.state == WorkOrderState.ASSIGNED
     order = run_while_a_concurrent_request_holds_the_cap(
         "fraud.dispatched",
         lambda: dispatch(case, alice, by=analyst, now=timezone.now()),

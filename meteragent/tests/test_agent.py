@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 import serial
 
-from meteragent.agent import Agent, AgentConfig
+from meteragent.agent import EV_REBOOT, Agent, AgentConfig
 from meteragent.clock import FakeClock
 from meteragent.energy import SimulatedEnergySource
 from meteragent.keyfile import DeviceKeys
@@ -56,7 +56,7 @@ class FakeServer:
     fake: FakeModem | None = None
     skew: int = 0  # server_time = meter clock + skew
     drop_acks: int = 0  # answer nothing for this many batches (a lost ack)
-    lose_reports: int = 0  # the next this many report SMS never arrive (lost uplink)
+    lose_readings: int = 0  # the next this many reports with readings never arrive (lost SMS)
     display_code: str | None = None
     keys: object = field(default_factory=lambda: derive_keys(ROOT, KEY_ID))
     window: ReplayWindow = field(default_factory=ReplayWindow)
@@ -97,8 +97,8 @@ class FakeServer:
                 self.device_info.append(msg)
                 return
             assert isinstance(msg, Report)
-            if self.lose_reports:
-                self.lose_reports -= 1
+            if self.lose_readings and msg.readings:
+                self.lose_readings -= 1
                 return
             self.reports.append((opened.header.counter, msg))
             for r in msg.readings:
@@ -208,13 +208,19 @@ def test_a_lost_ack_leads_to_a_resend_with_the_unacknowledged_readings(rig: Rig)
     assert rig.store.unacknowledged_readings()[0].hour == H0 + 19
 
 
-def test_a_new_meter_with_a_backlog_is_never_acked_for_hours_the_server_lacks(rig: Rig) -> None:
-    """Before its first ack a meter sends one frame from its oldest reading: the server starts
-    the meter's mark at the first hour it gets, so if that frame is lost (and a later frame of
-    the same batch arrived) the ack would cover hours the server never stored."""
+@pytest.mark.parametrize("pending_events", [0, 120], ids=["readings", "events-first"])
+def test_a_new_meter_with_a_backlog_is_never_acked_for_hours_the_server_lacks(
+    rig: Rig, pending_events: int
+) -> None:
+    """Before its first ack a meter sends one frame with readings, from its oldest: the server
+    starts the meter's mark at the first hour it gets, so if that frame were lost and a later
+    frame of the same batch arrived, the ack would cover hours the server never stored. (Frames
+    of events alone may go before it: they do not move the mark.)"""
     backlog = range(H0 - 150, H0)  # installed long before its first report: three frames' worth
     for i, hour in enumerate(backlog):
         rig.store.record_reading(hour, 1_000_000 + 400 * i)
+    for i in range(pending_events):
+        rig.store.add_event(EV_REBOOT, backlog[i], i)
 
     def server_has_every_acknowledged_hour() -> bool:
         acked = rig.store.acknowledged_up_to()
@@ -222,20 +228,24 @@ def test_a_new_meter_with_a_backlog_is_never_acked_for_hours_the_server_lacks(ri
             hour in rig.server.readings for hour in backlog if hour <= acked
         )
 
-    rig.server.lose_reports = 1
-    rig.agent.send_now()  # its first batch: one report frame (plus DEVICE_INFO), lost
+    def frames_with_readings() -> list[Report]:
+        return [r for r in reports_of(rig.server) if r.readings]
+
+    rig.server.lose_readings = 1
+    rig.agent.send_now()  # its first batch; the frame with readings is lost
     rig.pump(5)
     assert server_has_every_acknowledged_hour()
-    assert rig.store.acknowledged_up_to() is None  # nothing arrived, nothing acknowledged
+    assert rig.store.acknowledged_up_to() is None  # no readings arrived, none acknowledged
+    assert any(not r.readings for r in reports_of(rig.server)) == bool(pending_events)
     rig.agent.send_now()
     assert rig.pump() == "ack"
-    first_frame = reports_of(rig.server)[0]
-    assert first_frame.remaining == 0 and first_frame.readings[0].hour == backlog[0]
-    assert rig.store.acknowledged_up_to() == first_frame.readings[-1].hour
+    [first] = frames_with_readings()
+    assert first.remaining == 0 and first.readings[0].hour == backlog[0]
+    assert rig.store.acknowledged_up_to() == first.readings[-1].hour
     assert server_has_every_acknowledged_hour()
     rig.agent.send_now()  # acknowledged now: the rest in one batch of several frames
     assert rig.pump() == "ack"
-    assert reports_of(rig.server)[1].remaining > 0
+    assert len(frames_with_readings()) > 2
     assert rig.store.acknowledged_up_to() == backlog[-1]
     assert server_has_every_acknowledged_hour() and not rig.server.errors
 
