@@ -133,3 +133,38 @@ def run_with_the_audit_chain_held(action: str, request: Callable[[], T]) -> T:
     assert stopped, "the request wrote no audit record"
     assert taken, f"the request's audit record is written after the {action} cap lock is released"
     return value
+
+
+def run_blocked_before_the_audit_chain(request: Callable[[], T], hold: str, params: list) -> T:
+    """Run `request` while another session holds the row lock that `hold` (a SELECT ... FOR
+    UPDATE) takes, and assert that, waiting for it, the request holds no lock on the audit chain
+    head. A path that writes an audit record before taking a lock that others take before
+    theirs would deadlock against them. Returns what `request` returned."""
+    from .models import AuditChainHead
+
+    AuditChainHead.objects.get_or_create(pk=1)
+    table = AuditChainHead._meta.db_table
+    holder, probe = _connect(), _connect()
+    runner = _Request(request)
+    try:
+        holder.execute(hold, params)
+        runner.start()
+        probe.autocommit = True
+        waited = _wait_until_a_session_waits(
+            probe, runner, "SELECT count(*) FROM pg_locks WHERE NOT granted"
+        )
+        probe.autocommit = False
+        try:
+            probe.execute(f'SELECT 1 FROM "{table}" WHERE id = 1 FOR UPDATE NOWAIT')  # noqa: S608
+            chain_free = True
+        except psycopg.errors.LockNotAvailable:
+            chain_free = False
+        probe.rollback()
+        holder.rollback()
+        value = runner.result()
+    finally:
+        holder.close()
+        probe.close()
+    assert waited, "the request did not wait for the held row"
+    assert chain_free, "the request holds the audit chain while it waits for another lock"
+    return value

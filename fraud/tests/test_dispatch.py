@@ -12,6 +12,7 @@ from accounts.roles import FIELD_ENGINEER, REVENUE_PROTECTION
 from audit.models import AuditEvent, Outcome
 from audit.services import record
 from audit.testing import (
+    run_blocked_before_the_audit_chain,
     run_while_a_concurrent_request_holds_the_cap,
     run_with_the_audit_chain_held,
 )
@@ -24,7 +25,15 @@ from fraud.models import (
     Severity,
     WorkOrderState,
 )
-from fraud.services import FraudError, accept_upload, approve, dispatch, record_visit, transition
+from fraud.services import (
+    FraudError,
+    accept_upload,
+    approve,
+    cancel,
+    dispatch,
+    record_visit,
+    transition,
+)
 from readings.models import Reading, ReadingConflict, Source
 from readings.services import datetime_to_hour
 
@@ -147,6 +156,32 @@ def test_the_fleet_dispatch_cap_counts_a_concurrent_dispatch(people, open_case, 
         meanwhile=lambda: record("fraud.dispatched", actor=analyst, target="workorder:0"),
     )
     assert order.state == WorkOrderState.AWAITING_APPROVAL
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["approve", "cancel"])
+def test_work_order_changes_lock_the_case_before_writing_audit_records(
+    change, people, open_case, settings
+):
+    """A dispatch locks the case, then writes audit records (which lock the audit chain head).
+    Approving or cancelling a work order of that case must take the two in the same order, or
+    the two requests can deadlock: waiting for the case, it holds nothing of the chain."""
+    analyst, second, alice = people["analyst"][0], people["second"][0], people["alice"][0]
+    now = timezone.now()
+    if change == "approve":
+        settings.FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = 0  # held for a second approver
+    order = dispatch(open_case(), alice, by=analyst, now=now)
+    request = {  # both move the case on (to dispatched; back to open)
+        "approve": lambda: approve(order, by=second, now=now),
+        "cancel": lambda: cancel(order, by=analyst, now=now),
+    }[change]
+    changed = run_blocked_before_the_audit_chain(
+        request, f"SELECT 1 FROM {Case._meta.db_table} WHERE id = %s FOR UPDATE", [order.case_id]
+    )
+    assert changed.state == (
+        WorkOrderState.ASSIGNED if change == "approve" else WorkOrderState.CANCELLED
+    )
 
 
 # --- Verified uploads ---
