@@ -62,15 +62,49 @@ class _Request(threading.Thread):
         return self.value
 
 
-def _wait_until_a_session_waits(probe: psycopg.Connection, request: _Request, lock_query: str):
-    """Until another session waits for a lock that `lock_query` (on pg_locks) selects, or the
-    request ends without having waited."""
+def _wait_until_a_session_waits(probe: psycopg.Connection, request: _Request, where: str) -> bool:
+    """Until another session waits for a lock that `where` (on pg_locks) selects, or the request
+    ends without having waited."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline and not request.finished.is_set():
-        if probe.execute(lock_query).fetchone()[0]:
+        query = f"SELECT count(*) FROM pg_locks WHERE {where}"  # noqa: S608 - our constants
+        if probe.execute(query).fetchone()[0]:
             return True
         time.sleep(0.02)
     return False
+
+
+def _run_against_a_held_lock(
+    request: Callable[[], T],
+    hold: tuple[str, list],
+    waiting_for: str,
+    check: Callable[[psycopg.Connection], object],
+) -> tuple[T, bool, object]:
+    """Another session takes the lock of the statement `hold`; `request` runs in its own thread;
+    once a session waits for a lock selected by `waiting_for` (on pg_locks), `check(probe)`
+    runs and the other session lets go. Returns what the request returned (or raises what it
+    raised), whether it waited, and what the check returned."""
+    holder, probe = _connect(), _connect()
+    probe.autocommit = True
+    runner = _Request(request)
+    try:
+        holder.execute(*hold)
+        runner.start()
+        waited = _wait_until_a_session_waits(probe, runner, waiting_for)
+        checked = check(probe) if waited else None
+        holder.rollback()
+        value = runner.result()
+    finally:
+        holder.close()
+        probe.close()
+    return value, waited, checked
+
+
+def _chain_head_table() -> str:
+    from .models import AuditChainHead
+
+    AuditChainHead.objects.get_or_create(pk=1)
+    return AuditChainHead._meta.db_table
 
 
 def run_while_a_concurrent_request_holds_the_cap(
@@ -81,23 +115,12 @@ def run_while_a_concurrent_request_holds_the_cap(
     what the concurrent request commits (its audit record of the action) before the lock is
     released. A request that counted without the lock would not wait, and would not see that
     record. Returns what `request` returned (or raises what it raised)."""
-    holder, probe = _connect(), _connect()
-    probe.autocommit = True
-    runner = _Request(request)
-    try:
-        holder.execute(ADVISORY_XACT_LOCK, [cap_lock_name(action)])
-        runner.start()
-        waited = _wait_until_a_session_waits(
-            probe,
-            runner,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-        )
-        meanwhile()
-        holder.rollback()  # the concurrent request ends; its records are committed
-        value = runner.result()
-    finally:
-        holder.close()
-        probe.close()
+    value, waited, _ = _run_against_a_held_lock(
+        request,
+        (ADVISORY_XACT_LOCK, [cap_lock_name(action)]),
+        "locktype = 'advisory' AND NOT granted",
+        lambda probe: meanwhile(),
+    )
     assert waited, f"the {action} cap was checked without waiting for a concurrent request"
     return value
 
@@ -107,29 +130,17 @@ def run_with_the_audit_chain_held(action: str, request: Callable[[], T]) -> T:
     head, so the request stops inside an audit record; asserts that at that moment `action`'s
     cap lock is taken (by the request). Were the lock released before the request's record
     committed, a concurrent request could count without it. Returns what `request` returned."""
-    from .models import AuditChainHead
 
-    AuditChainHead.objects.get_or_create(pk=1)
-    table = AuditChainHead._meta.db_table
-    holder, probe = _connect(), _connect()
-    probe.autocommit = True
-    runner = _Request(request)
-    try:
-        holder.execute(f'SELECT 1 FROM "{table}" WHERE id = 1 FOR UPDATE')  # noqa: S608
-        runner.start()
-        stopped = _wait_until_a_session_waits(
-            probe,
-            runner,
-            "SELECT count(*) FROM pg_locks WHERE locktype <> 'advisory' AND NOT granted",
-        )
-        taken = not probe.execute(
-            "SELECT pg_try_advisory_xact_lock(hashtext(%s))", [cap_lock_name(action)]
-        ).fetchone()[0]
-        holder.rollback()
-        value = runner.result()
-    finally:
-        holder.close()
-        probe.close()
+    def cap_lock_taken(probe: psycopg.Connection) -> bool:
+        query = "SELECT pg_try_advisory_xact_lock(hashtext(%s))"
+        return not probe.execute(query, [cap_lock_name(action)]).fetchone()[0]
+
+    value, stopped, taken = _run_against_a_held_lock(
+        request,
+        (f'SELECT 1 FROM "{_chain_head_table()}" WHERE id = 1 FOR UPDATE', []),  # noqa: S608
+        "locktype <> 'advisory' AND NOT granted",
+        cap_lock_taken,
+    )
     assert stopped, "the request wrote no audit record"
     assert taken, f"the request's audit record is written after the {action} cap lock is released"
     return value
@@ -140,31 +151,18 @@ def run_blocked_before_the_audit_chain(request: Callable[[], T], hold: str, para
     UPDATE) takes, and assert that, waiting for it, the request holds no lock on the audit chain
     head. A path that writes an audit record before taking a lock that others take before
     theirs would deadlock against them. Returns what `request` returned."""
-    from .models import AuditChainHead
+    table = _chain_head_table()
 
-    AuditChainHead.objects.get_or_create(pk=1)
-    table = AuditChainHead._meta.db_table
-    holder, probe = _connect(), _connect()
-    runner = _Request(request)
-    try:
-        holder.execute(hold, params)
-        runner.start()
-        probe.autocommit = True
-        waited = _wait_until_a_session_waits(
-            probe, runner, "SELECT count(*) FROM pg_locks WHERE NOT granted"
-        )
-        probe.autocommit = False
+    def chain_free(probe: psycopg.Connection) -> bool:
         try:
             probe.execute(f'SELECT 1 FROM "{table}" WHERE id = 1 FOR UPDATE NOWAIT')  # noqa: S608
-            chain_free = True
         except psycopg.errors.LockNotAvailable:
-            chain_free = False
-        probe.rollback()
-        holder.rollback()
-        value = runner.result()
-    finally:
-        holder.close()
-        probe.close()
+            return False
+        return True
+
+    value, waited, free = _run_against_a_held_lock(
+        request, (hold, params), "NOT granted", chain_free
+    )
     assert waited, "the request did not wait for the held row"
-    assert chain_free, "the request holds the audit chain while it waits for another lock"
+    assert free, "the request holds the audit chain while it waits for another lock"
     return value
