@@ -1,4 +1,5 @@
-"""Helpers for tests of the anomaly caps (not used by the portal itself).
+"""Helpers for tests of lock order around the audit log: the anomaly caps, and paths that must
+take their locks before writing audit records (not used by the portal itself).
 
 A cap is only as good as its serialisation: the check must hold the action's lock from the
 count until the request's own audit record commits. Two helpers show both halves with a real
@@ -8,6 +9,9 @@ second database session, for any capped request:
   then counts that one's record;
 * `run_with_the_audit_chain_held`: stopped inside its own audit record, the request still holds
   the cap's lock, so a concurrent one cannot count before that record is committed.
+
+`run_blocked_before_the_audit_chain` shows a request waiting for a row holds no lock on the
+audit chain, so it cannot deadlock with a path that locks that row and then records.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TypeVar
 
 import psycopg
 
-from utility.pg import ADVISORY_XACT_LOCK
+from utility.pg import ADVISORY_XACT_LOCK, TRY_ADVISORY_XACT_LOCK
 from utility.testing import current_database_url
 
 from .caps import cap_lock_name
@@ -62,13 +66,13 @@ class _Request(threading.Thread):
         return self.value
 
 
-def _wait_until_a_session_waits(probe: psycopg.Connection, request: _Request, where: str) -> bool:
-    """Until another session waits for a lock that `where` (on pg_locks) selects, or the request
-    ends without having waited."""
+def _wait_until_blocked(probe: psycopg.Connection, request: _Request, holder_pid: int) -> bool:
+    """Until a session waits for a lock the holder's session holds (so it is the request's;
+    nothing else on the server counts), or the request ends without having waited."""
     deadline = time.monotonic() + WAIT_SECONDS
+    query = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
     while time.monotonic() < deadline and not request.finished.is_set():
-        query = f"SELECT count(*) FROM pg_locks WHERE {where}"  # noqa: S608 - our constants
-        if probe.execute(query).fetchone()[0]:
+        if probe.execute(query, [holder_pid]).fetchone()[0]:
             return True
         time.sleep(0.02)
     return False
@@ -77,20 +81,19 @@ def _wait_until_a_session_waits(probe: psycopg.Connection, request: _Request, wh
 def _run_against_a_held_lock(
     request: Callable[[], T],
     hold: tuple[str, list],
-    waiting_for: str,
     check: Callable[[psycopg.Connection], object],
 ) -> tuple[T, bool, object]:
     """Another session takes the lock of the statement `hold`; `request` runs in its own thread;
-    once a session waits for a lock selected by `waiting_for` (on pg_locks), `check(probe)`
-    runs and the other session lets go. Returns what the request returned (or raises what it
-    raised), whether it waited, and what the check returned."""
+    once it waits for that lock, `check(probe)` runs and the other session lets go. Returns
+    what the request returned (or raises what it raised), whether it waited, and what the
+    check returned."""
     holder, probe = _connect(), _connect()
     probe.autocommit = True
     runner = _Request(request)
     try:
         holder.execute(*hold)
         runner.start()
-        waited = _wait_until_a_session_waits(probe, runner, waiting_for)
+        waited = _wait_until_blocked(probe, runner, holder.info.backend_pid)
         checked = check(probe) if waited else None
         holder.rollback()
         value = runner.result()
@@ -118,7 +121,6 @@ def run_while_a_concurrent_request_holds_the_cap(
     value, waited, _ = _run_against_a_held_lock(
         request,
         (ADVISORY_XACT_LOCK, [cap_lock_name(action)]),
-        "locktype = 'advisory' AND NOT granted",
         lambda probe: meanwhile(),
     )
     assert waited, f"the {action} cap was checked without waiting for a concurrent request"
@@ -132,13 +134,11 @@ def run_with_the_audit_chain_held(action: str, request: Callable[[], T]) -> T:
     committed, a concurrent request could count without it. Returns what `request` returned."""
 
     def cap_lock_taken(probe: psycopg.Connection) -> bool:
-        query = "SELECT pg_try_advisory_xact_lock(hashtext(%s))"
-        return not probe.execute(query, [cap_lock_name(action)]).fetchone()[0]
+        return not probe.execute(TRY_ADVISORY_XACT_LOCK, [cap_lock_name(action)]).fetchone()[0]
 
     value, stopped, taken = _run_against_a_held_lock(
         request,
         (f'SELECT 1 FROM "{_chain_head_table()}" WHERE id = 1 FOR UPDATE', []),  # noqa: S608
-        "locktype <> 'advisory' AND NOT granted",
         cap_lock_taken,
     )
     assert stopped, "the request wrote no audit record"
@@ -160,9 +160,7 @@ def run_blocked_before_the_audit_chain(request: Callable[[], T], hold: str, para
             return False
         return True
 
-    value, waited, free = _run_against_a_held_lock(
-        request, (hold, params), "NOT granted", chain_free
-    )
+    value, waited, free = _run_against_a_held_lock(request, (hold, params), chain_free)
     assert waited, "the request did not wait for the held row"
     assert free, "the request holds the audit chain while it waits for another lock"
     return value

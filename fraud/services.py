@@ -320,8 +320,10 @@ def _lock_order(order: WorkOrder) -> WorkOrder:
     """Lock the work order's case, then the order. Every change to a case locks the case before
     it writes its audit record (which locks the chain head); taking the case first here too
     keeps one lock order, so a dispatch and an approval of the same case cannot deadlock."""
-    Case.objects.select_for_update().only("pk").get(pk=order.case_id)
-    return WorkOrder.objects.select_for_update().get(pk=order.pk)
+    case = Case.objects.select_for_update().get(pk=order.case_id)
+    order = WorkOrder.objects.select_for_update().get(pk=order.pk)
+    order.case = case
+    return order
 
 
 def approve(order: WorkOrder, *, by: AbstractBaseUser, now: datetime) -> WorkOrder:

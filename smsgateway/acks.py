@@ -4,11 +4,13 @@ and written to the outbox inside the caller's transaction, sent after it commits
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 
 from audit.models import Outcome
 from audit.services import record
@@ -50,6 +52,22 @@ def extend_mark(hwm: int | None, ranges: Iterable[tuple[int, int]]) -> int | Non
     return hwm
 
 
+def sent_today(meter_ids: Iterable[int], *, now: datetime) -> Counter[int]:
+    """Outbound SMS per meter in the last 24 hours that count towards the daily cap (S12):
+    every one but those the cap held back."""
+    return Counter(
+        dict(
+            OutboundMessage.objects.filter(
+                meter_id__in=set(meter_ids), created_at__gte=now - timedelta(days=1)
+            )
+            .exclude(status=OutboundStatus.CAPPED)
+            .values("meter_id")
+            .annotate(n=Count("id"))
+            .values_list("meter_id", "n")
+        )
+    )
+
+
 def queue_downlink(
     meter: Meter, message: Message, *, kind: str, now: datetime, key: MeterKey | None = None
 ) -> OutboundMessage:
@@ -63,10 +81,7 @@ def queue_downlink(
     counter = _next_downlink_counter(key)
     frame = encode_downlink(message, keys=session_keys(key), counter=counter)
     sim = meter.sim
-    sent_today = OutboundMessage.objects.filter(
-        meter=meter, created_at__gte=now - timedelta(days=1)
-    ).exclude(status=OutboundStatus.CAPPED)
-    capped = sent_today.count() >= settings.SMS_OUTBOUND_DAILY_CAP
+    capped = sent_today([meter.pk], now=now)[meter.pk] >= settings.SMS_OUTBOUND_DAILY_CAP
     outbound = OutboundMessage.objects.create(
         meter=meter,
         msisdn=sim.msisdn,

@@ -55,21 +55,16 @@ class GatewayRequest:
     def from_django(cls, request: HttpRequest) -> GatewayRequest:
         return cls(request.META, lambda: request.body)
 
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, Any]) -> GatewayRequest:
-        def read_body() -> bytes:
-            length = content_length(environ)
-            return environ["wsgi.input"].read(length) if length > 0 else b""
-
-        return cls(environ, read_body)
-
     @property
     def client_ip(self) -> str | None:
         return client_ip_from_meta(self.meta)
 
     @property
     def content_length(self) -> int:
-        return content_length(self.meta)
+        try:
+            return int(self.meta.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise GatewayRejected("bad content length", 400) from None
 
     @property
     def query(self) -> dict[str, bytes]:
@@ -91,13 +86,6 @@ class GatewayRequest:
 
     def body(self) -> bytes:
         return self._read_body()
-
-
-def content_length(meta: Mapping[str, Any]) -> int:
-    try:
-        return int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise GatewayRejected("bad content length", 400) from None
 
 
 class GatewayAdapter(Protocol):

@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
 
 from devices.identifiers import normalise_msisdn
 from devices.keystore import KeyStoreError, KeyStoreLocked
@@ -330,17 +329,7 @@ def _queue_acks(
     holds the ack and raises the alert (S12)."""
     if not wanted:
         return
-    sent_today = Counter(
-        dict(
-            OutboundMessage.objects.filter(
-                meter_id__in={a.meter_id for a in wanted}, created_at__gte=now - timedelta(days=1)
-            )
-            .exclude(status=OutboundStatus.CAPPED)
-            .values("meter_id")
-            .annotate(n=Count("id"))
-            .values_list("meter_id", "n")
-        )
-    )
+    sent_today = acks.sent_today((a.meter_id for a in wanted), now=now)
     to_seal: list[_Accepted] = []
     over_cap: list[_Accepted] = []
     for item in wanted:

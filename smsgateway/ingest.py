@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -80,9 +81,14 @@ class Rejected(Exception):
         self.reason, self.detail = reason, detail
 
 
-def drain(*, limit: int) -> int:
+class Drained(NamedTuple):
+    taken: int  # messages claimed
+    processed: int  # of those, processed (the rest failed and stay waiting)
+
+
+def drain(*, limit: int) -> Drained:
     """Process waiting messages, oldest first, until none is waiting or about `limit` were
-    taken; returns how many were taken. Batches take the common case set-based
+    taken. Batches take the common case set-based
     (`batch.process_batch`); what a batch hands back is processed here one message per
     transaction, in arrival order. Concurrent drains skip each other's messages.
 
@@ -102,7 +108,7 @@ def drain(*, limit: int) -> int:
                 failed.add(message_id)
         if claimed.taken == 0:
             break
-    return taken - len(failed)
+    return Drained(taken, taken - len(failed))
 
 
 def _process_one(message_id: int) -> bool:
@@ -212,8 +218,8 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
     message.meter = meter = _meter_for(message)
 
     with transaction.atomic():
-        # A gateway retry racing the first attempt, or the stuck-message sweeper, may process the
-        # same row concurrently: whoever locks it second finds it done and leaves it alone.
+        # The drain holds this row already; a caller that does not (a test calling `process`)
+        # might race another: whoever locks it second finds it done and leaves it alone.
         locked = InboundMessage.objects.select_for_update().filter(pk=message.pk).first()
         if locked is None or locked.status != InboundStatus.RECEIVED:
             return

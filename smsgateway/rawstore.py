@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +19,6 @@ from .adapters import InboundSms
 from .models import InboundMessage, InboundStatus
 
 logger = logging.getLogger("smsgateway")
-
-StoreRaw = Callable[..., "int | None"]
 
 _COLUMNS = (
     "gateway",
@@ -182,6 +180,9 @@ class AsyncGroupCommit:
 
     async def store(self, sms: InboundSms, *, now: datetime) -> int | None:
         if self._writer is None or self._writer.done():
+            # A writer that died (it should not: it answers every error) answers nobody still
+            # waiting in its queue; they get their 503 rather than hang.
+            self._fail_waiting(DatabaseError("inbound message not stored"))
             self._queue = asyncio.Queue(maxsize=self.MAX_WAITING)
             self._writer = asyncio.get_running_loop().create_task(self._write_forever())
         future = asyncio.get_running_loop().create_future()
@@ -194,13 +195,16 @@ class AsyncGroupCommit:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
-        while self._queue is not None and not self._queue.empty():
-            _, future = self._queue.get_nowait()
-            if not future.done():
-                future.set_exception(DatabaseError("the ingest service is stopping"))
+        self._fail_waiting(DatabaseError("the ingest service is stopping"))
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+
+    def _fail_waiting(self, error: DatabaseError) -> None:
+        while self._queue is not None and not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(error)
 
     async def _write_forever(self) -> None:
         queue = self._queue

@@ -48,24 +48,21 @@ def process_inbound() -> int:
     join; drains running at once skip each other's messages."""
     from .ingest import drain
 
-    limit = settings.SMS_DRAIN_BATCH
-    taken = drain(limit=limit)
-    if taken >= limit:
+    drained = drain(limit=settings.SMS_DRAIN_BATCH)
+    # Stopped at the limit: more may be waiting. (Unless nothing could be processed, which the
+    # next sweep retries rather than a hot loop of tasks.)
+    if drained.taken >= settings.SMS_DRAIN_BATCH and drained.processed:
         process_inbound.delay()
-    return taken
+    return drained.processed
 
 
 @shared_task(name="smsgateway.sweep_inbound")
 def sweep_inbound() -> int:
     """Beat: drain whatever no queued drain took (a broker outage, a lost task), and expire
     concatenated parts whose siblings never came."""
-    from .ingest import drain, expire_parts
+    from .ingest import expire_parts
 
-    now = timezone.now()
-    taken = drain(limit=settings.SMS_DRAIN_BATCH)
-    if taken >= settings.SMS_DRAIN_BATCH:
-        process_inbound.delay()  # a backlog: the drains take it from here
-    return taken + expire_parts(now=now)
+    return process_inbound() + expire_parts(now=timezone.now())
 
 
 @shared_task(name="smsgateway.send_rekey_inits")

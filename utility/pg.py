@@ -14,7 +14,8 @@ def array_cursor() -> Iterator[psycopg.Cursor]:
     """A cursor on Django's PostgreSQL connection (so inside the current transaction) that
     binds parameters on the server. Statements that pass whole columns as arrays use `%b`
     placeholders: the arrays travel in binary, several times cheaper than the quoted literals
-    of Django's client-side binding. Errors are raised as Django's, as from any cursor."""
+    of Django's client-side binding (for the very largest integer columns, `bigint_array` is
+    cheaper still). Errors are raised as Django's, as from any cursor."""
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         yield cursor
@@ -22,6 +23,8 @@ def array_cursor() -> Iterator[psycopg.Cursor]:
 
 # A named lock held until the transaction ends; names are hashed into the lock's key space.
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtext(%s))"
+# The same lock if free at once: true when taken, false when another session holds it.
+TRY_ADVISORY_XACT_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext(%s))"
 
 
 def advisory_xact_lock(name: str) -> None:
@@ -34,6 +37,7 @@ def advisory_xact_lock(name: str) -> None:
 
 def bigint_array(values: list[int]) -> str:
     """A PostgreSQL array literal of integers, for `%s::bigint[]`. For the largest columns
-    (a batch's readings) this is several times cheaper than binding the list: one string
-    join in C instead of an adapter call per element. Only integers are accepted."""
+    (a batch's readings, tens of thousands of values) this is several times cheaper than a
+    `%b` list: one string join in C instead of an adapter call per element. Only integers are
+    accepted."""
     return "{" + ",".join(map(str, map(int, values))) + "}"

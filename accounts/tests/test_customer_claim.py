@@ -193,34 +193,51 @@ def test_claim_codes_fleet_wide_are_capped(reachable, settings):
     ).exists()
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_the_claim_code_cap_counts_a_code_sent_concurrently(reachable, settings):
-    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.claim_code_sent": (2, 3600)}
-    now = timezone.now()
-    first, claim = (
-        MeterClaim.objects.create(
-            user=make_customer(f"{who}@example.com"),
-            meter_number=reachable.meter.number,
-            created_at=now,
-            expires_at=now + timedelta(minutes=10),
-        )
-        for who in ("first", "late")
+def waiting_claim(meter, who: str, now) -> MeterClaim:
+    """A claim whose code is not sent yet (as `request_claim` leaves it for its task)."""
+    return MeterClaim.objects.create(
+        user=make_customer(f"{who}@example.com"),
+        meter_number=meter.meter.number,
+        created_at=now,
+        expires_at=now + timedelta(minutes=10),
     )
-    sent = run_with_the_audit_chain_held(
-        "accounts.claim_code_sent", lambda: send_claim_code(first.pk, now=now)
-    )
-    assert sent == "sent"
-    outcome = run_while_a_concurrent_request_holds_the_cap(
+
+
+def send_while_another_code_is_sent(claim: MeterClaim, now) -> str:
+    """`send_claim_code` while a concurrent send for the same meter holds the cap's lock and
+    commits its record."""
+    return run_while_a_concurrent_request_holds_the_cap(
         "accounts.claim_code_sent",
         lambda: send_claim_code(claim.pk, now=now),
         meanwhile=lambda: record(
             "accounts.claim_code_sent", actor="accounts", target=f"meter:{claim.meter_number}"
         ),
     )
-    assert outcome == "capped"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_code_cap_counts_a_code_sent_concurrently(reachable, settings):
+    settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "accounts.claim_code_sent": (2, 3600)}
+    now = timezone.now()
+    first, claim = waiting_claim(reachable, "first", now), waiting_claim(reachable, "late", now)
+    sent = run_with_the_audit_chain_held(
+        "accounts.claim_code_sent", lambda: send_claim_code(first.pk, now=now)
+    )
+    assert sent == "sent"
+    assert send_while_another_code_is_sent(claim, now) == "capped"
     claim.refresh_from_db()
     assert claim.status == ClaimStatus.UNDELIVERABLE and claim.code_hash == ""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_per_meter_code_limit_counts_a_code_sent_concurrently(reachable, settings):
+    """The per-meter count is taken under the fleet cap's lock too."""
+    settings.CLAIM_CODES_PER_METER_PER_DAY = 1
+    now = timezone.now()
+    claim = waiting_claim(reachable, "late", now)
+    assert send_while_another_code_is_sent(claim, now) == "meter limit"
 
 
 @pytest.mark.django_db

@@ -23,6 +23,7 @@ from fraud.models import (
     ReadingsUpload,
     Resolution,
     Severity,
+    WorkOrder,
     WorkOrderState,
 )
 from fraud.services import (
@@ -160,27 +161,55 @@ def test_the_fleet_dispatch_cap_counts_a_concurrent_dispatch(people, open_case, 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("change", ["approve", "cancel"])
+def test_the_per_engineer_cap_counts_a_concurrent_dispatch(people, open_case, settings):
+    """The per-engineer count is taken under the fleet cap's lock too."""
+    settings.FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = 1
+    analyst, alice = people["analyst"][0], people["alice"][0]
+    other, case = open_case(), open_case()
+    now = timezone.now()
+    order = run_while_a_concurrent_request_holds_the_cap(
+        "fraud.dispatched",
+        lambda: dispatch(case, alice, by=analyst, now=now),
+        meanwhile=lambda: WorkOrder.objects.create(
+            case=other, engineer=alice, created_by=analyst, created_at=now
+        ),
+    )
+    assert order.state == WorkOrderState.AWAITING_APPROVAL
+    assert "to this engineer" in order.held_because[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["approve", "cancel", "visit"])
 def test_work_order_changes_lock_the_case_before_writing_audit_records(
     change, people, open_case, settings
 ):
     """A dispatch locks the case, then writes audit records (which lock the audit chain head).
-    Approving or cancelling a work order of that case must take the two in the same order, or
+    Approving, cancelling or visiting a work order of that case must take the two in the same
+    order, or
     the two requests can deadlock: waiting for the case, it holds nothing of the chain."""
     analyst, second, alice = people["analyst"][0], people["second"][0], people["alice"][0]
     now = timezone.now()
     if change == "approve":
         settings.FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = 0  # held for a second approver
     order = dispatch(open_case(), alice, by=analyst, now=now)
-    request = {  # both move the case on (to dispatched; back to open)
+    request = {  # each moves the case on (to dispatched; back to open; to resolved)
         "approve": lambda: approve(order, by=second, now=now),
         "cancel": lambda: cancel(order, by=analyst, now=now),
+        "visit": lambda: record_visit(
+            order, by=alice, outcome=Resolution.NO_FAULT, notes="", now=now
+        ),
     }[change]
     changed = run_blocked_before_the_audit_chain(
         request, f"SELECT 1 FROM {Case._meta.db_table} WHERE id = %s FOR UPDATE", [order.case_id]
     )
-    assert changed.state == (
-        WorkOrderState.ASSIGNED if change == "approve" else WorkOrderState.CANCELLED
+    assert (
+        changed.state
+        == {
+            "approve": WorkOrderState.ASSIGNED,
+            "cancel": WorkOrderState.CANCELLED,
+            "visit": WorkOrderState.VISITED,
+        }[change]
     )
 
 

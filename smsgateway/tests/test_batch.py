@@ -67,7 +67,9 @@ def test_a_mixed_batch_takes_the_common_case_and_hands_back_the_rest_in_order(te
     assert (outcome_of(ids["a1"]), outcome_of(ids["a2"])) == ("accepted", "accepted")
     assert Reading.objects.filter(meter=a.meter).count() == 12
 
-    assert drain(limit=100) == len(order)  # the one-message path finishes what was handed back
+    assert drain(limit=100).processed == len(
+        order
+    )  # the one-message path finishes what was handed back
     assert {name: outcome_of(pk) for name, pk in ids.items()} == {
         "a1": "accepted",
         "a2": "accepted",
@@ -179,9 +181,34 @@ def test_a_message_that_cannot_be_processed_does_not_hold_up_the_queue(test_mete
         return real(message, now=now)
 
     monkeypatch.setattr(ingest, "process", failing_for_one)
-    assert drain(limit=100) == 1
+    assert drain(limit=100) == (2, 1)  # both taken, the poisoned one left waiting
     assert calls.count(poisoned) == 1  # tried once in this drain, not again and again
     assert outcome_of(poisoned) == "received" and outcome_of(fine) == "accepted"
+
+
+@pytest.mark.django_db
+def test_a_full_drain_with_a_failure_still_hands_the_backlog_on(test_meter, monkeypatch, settings):
+    """A drain that stopped at its limit queues the next one even if a message in it failed;
+    the backlog behind it does not wait for the beat sweep."""
+    import smsgateway.ingest as ingest
+    from smsgateway.tasks import process_inbound
+
+    settings.SMS_DRAIN_BATCH = 2
+    meter = test_meter()
+    reboot = Event(EventKind.REBOOT, datetime_to_hour(timezone.now()) * 3600, 0)
+    poisoned = stored(meter.msisdn, meter.report([], [reboot]))
+    backlog = [stored(m.msisdn, m.report(hours_back(2))) for m in (test_meter(), test_meter())]
+    real = ingest.process
+
+    def failing_for_one(message, *, now):
+        if message.pk == poisoned:
+            raise RuntimeError("bug")
+        return real(message, now=now)
+
+    monkeypatch.setattr(ingest, "process", failing_for_one)
+    process_inbound()  # eager: the drains it queues run in turn
+    assert [outcome_of(pk) for pk in backlog] == ["accepted", "accepted"]
+    assert outcome_of(poisoned) == "received"
 
 
 @pytest.mark.django_db

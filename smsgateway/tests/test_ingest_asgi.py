@@ -138,6 +138,9 @@ def test_a_report_is_stored_answered_and_then_processed(test_meter, settings):
     ("change", "status", "reason"),
     [
         ({"query": {"secret": "wrong"}}, 403, "bad gateway secret"),
+        # Authenticated before anything of the request is read or parsed (S3, S9).
+        ({"query": {"secret": "wrong"}, "body": b"x" * 4096}, 403, "bad gateway secret"),
+        ({"query": {"secret": "wrong", "coding": "70000"}}, 403, "bad gateway secret"),
         ({"client": ("203.0.113.9", 5000)}, 403, "address not allowed"),
         # A forwarded header is not believed from a peer that is not a trusted proxy.
         (

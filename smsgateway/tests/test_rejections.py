@@ -168,6 +168,15 @@ def test_an_oversized_request_body_is_refused_before_storing(test_meter, post_sm
 
 
 @pytest.mark.django_db
+def test_the_gateway_is_authenticated_before_its_request_is_read(test_meter, post_sms):
+    meter = test_meter()
+    oversized = post_sms(meter.msisdn, b"\x00" * 5000, secret="guess")
+    malformed = post_sms(meter.msisdn, meter.report(hours_back(1)), secret="guess", coding="x")
+    assert [oversized.status_code, malformed.status_code] == [403, 403]
+    assert InboundMessage.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_the_front_end_does_not_serve_the_webhook(test_meter, post_sms, settings):
     settings.SMS_INGEST_ENABLED = False
     meter = test_meter()
