@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -46,7 +47,6 @@ from meteragent.keyfile import DeviceKeys, save_keys
 from meteragent.protocol import (
     Ack,
     ClockAction,
-    CounterReservation,
     DeviceInfo,
     Event,
     EventKind,
@@ -67,10 +67,10 @@ from meteragent.protocol import (
     meter_handle_init,
 )
 from meteragent.protocol.readings import ARG_MAX, ARG_MIN
-from meteragent.protocol.replay import MAX_COUNTER
 from meteragent.scheduler import HOUR, SendSchedule, hour_index, next_every, next_hour, next_send
 from meteragent.store import EVENT_STORE_TAMPER, Store, StoreError
-from meteragent.transport import Transport, TransportError
+from meteragent.transport import Incoming, Transport, TransportError
+from meteragent.uplink import ReserveFile, UplinkCounter
 
 log = logging.getLogger(__name__)
 
@@ -118,25 +118,6 @@ def to_wire_event(ev_type: str, hour: int, arg: int, sent_at: int) -> Event:
     return Event(kind, at, max(ARG_MIN, min(ARG_MAX, value)))
 
 
-class StoreCounter:
-    """:class:`~meteragent.protocol.CounterStore` over the store's durable reservations."""
-
-    def __init__(self, store: Store, name: str) -> None:
-        self._db = store
-        self.name = name
-
-    def load(self) -> int:
-        return self._db.load_counter(self.name)
-
-    def store(self, value: int) -> None:
-        current = self._db.load_counter(self.name)
-        if value > current:
-            self._db.reserve_counter(self.name, value - current)
-
-
-COUNTER_FLOOR_SECONDS = 15
-
-
 @dataclass
 class AgentConfig:
     schedule: SendSchedule = field(default_factory=SendSchedule)
@@ -182,12 +163,15 @@ class Agent:
         config: AgentConfig | None = None,
         on_energy_state: Callable[[EnergySource, float], dict[str, str]] | None = None,
         keys_path: Path | None = None,
+        counters_path: Path | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
         # Where the key file lives (rewritten by a rekey); by default ``keys.json`` next to
         # the store, the layout of the data directory (config.Config).
-        self.keys_path = keys_path or Config(data_dir=store.path.parent).keys_path
+        layout = Config(data_dir=store.path.parent)
+        self.keys_path = keys_path or layout.keys_path
+        self.reserve = ReserveFile(counters_path or layout.counters_path)
         self.transport = transport
         self.energy = energy
         self.clock = clock
@@ -208,6 +192,7 @@ class Agent:
         self.resend_from: int | None = None
         self.stats = AgentStats()
         self._stopping = False
+        self._held: deque[Incoming] = deque()  # arrived while a send was paced
         self._send_requested = False
         self._started = False
         self._next_reading = 0.0
@@ -230,17 +215,25 @@ class Agent:
     def _store_window(self, key_id: int, window: ReplayWindow) -> None:
         self.store.put_meta(self._window_name(key_id), "{},{}".format(*window.to_tuple()))
 
-    def _uplink_counter(self, key_id: int) -> CounterReservation:
-        # One counter per key id. Its floor follows the (S5-protected) clock, four counters a
-        # minute: restoring an older copy of the store file would otherwise rewind the counter
-        # and make the meter reuse AES-GCM nonces. Even a burst of 16 frames is below the
-        # floor again four minutes later; the 32-bit space lasts until the year 4000.
-        counter = StoreCounter(self.store, f"uplink:{key_id}")
-        if self.clock.is_set:
-            floor = int(self.clock.time()) // COUNTER_FLOOR_SECONDS
-            if counter.load() < floor <= MAX_COUNTER:
-                counter.store(floor)
-        return CounterReservation(counter, self.config.counter_block)
+    def _uplink_counter(self, key_id: int) -> UplinkCounter:
+        return UplinkCounter(
+            self.store, self.reserve, key_id, self.clock, self.config.counter_block
+        )
+
+    def _next_counter(self) -> int | None:
+        """The next uplink counter, once the clock floor allows it (uplink.py): a burst right
+        after a start is paced to one frame per period. Messages arriving meanwhile are held
+        for :meth:`wait`. None if the agent is stopping."""
+        while (due := self.up.ready_at()) is not None and not self._stopping:
+            deadline = self.clock.monotonic() + (due - self.clock.time())
+            incoming = self.transport.wait(deadline)
+            if incoming is not None:
+                self._held.append(incoming)
+        return None if self._stopping else self.up.next()  # durably reserved before use
+
+    def wait(self, deadline: float) -> Incoming | None:
+        """The transport's ``wait``, after the messages held while a send was paced."""
+        return self._held.popleft() if self._held else self.transport.wait(deadline)
 
     @property
     def pending_rekey(self) -> PendingRekey | None:
@@ -316,7 +309,7 @@ class Agent:
                 if self.clock.monotonic() >= until:
                     break
                 deadline = min(deadline, until)
-            incoming = self.transport.wait(deadline)
+            incoming = self.wait(deadline)
             if incoming is not None:
                 self.handle_message(*incoming)
 
@@ -441,7 +434,9 @@ class Agent:
             offset += len(report.events)
             frames.append((report, ids))
         for message, ids in frames:
-            counter = self.up.next()  # durably reserved before use
+            counter = self._next_counter()
+            if counter is None:
+                break
             frame = encode_uplink(message, keys=self.session, counter=counter)
             try:
                 self.transport.send(self.keys.utility_msisdn, frame)
@@ -549,7 +544,9 @@ class Agent:
         return "rekey_accept" if self._send_accept(pending.accept) else "rekey_accept_failed"
 
     def _send_accept(self, accept: RekeyAccept) -> bool:
-        counter = self.up.next()  # durably reserved before use, as for every uplink frame
+        counter = self._next_counter()
+        if counter is None:
+            return False
         frame = encode_uplink(accept, keys=self.session, counter=counter)
         try:
             self.transport.send(self.keys.utility_msisdn, frame)

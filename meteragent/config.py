@@ -35,6 +35,10 @@ class Config:
         return self.data_dir / "keys.json"
 
     @property
+    def counters_path(self) -> Path:
+        return self.data_dir / "counters.json"
+
+    @property
     def signing_key_path(self) -> Path:
         return self.data_dir / "signing.key"
 

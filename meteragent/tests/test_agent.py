@@ -376,7 +376,7 @@ def test_an_older_copy_of_the_store_never_rewinds_the_uplink_counter(rig: Rig, t
     counter (no AES-GCM nonce) is used twice under the same key."""
     import shutil
 
-    from meteragent.agent import COUNTER_FLOOR_SECONDS
+    from meteragent.uplink import COUNTER_FLOOR_SECONDS
 
     rig.agent.run(until=rig.clock.monotonic() + 7 * 3600)  # through the 06:00 send
     used_before = {counter for counter, _ in rig.server.reports}

@@ -1,0 +1,193 @@
+"""No AES-GCM nonce twice under one key, whatever happens to the meter's storage.
+
+Faults are injected into the files the agent leaves on disk at a crash (taken while the store is
+open, so the WAL is still there): the WAL's tail lost (a card that lies about flushes), an older
+copy of the store put back, an older image of the whole data directory put back. The agent is
+restarted at once, on the same clock. The SMS network is a recorder that fails the test when one
+(key id, counter) carries two different frames.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from meteragent.agent import Agent
+from meteragent.clock import FakeClock
+from meteragent.energy import SimulatedEnergySource
+from meteragent.keyfile import DeviceKeys
+from meteragent.protocol.frame import parse_header
+from meteragent.store import Store
+from meteragent.transport import Incoming
+
+UTILITY = "+447700900123"
+METER = "MTR0000000000000000000042"
+ROOT = bytes(range(100, 132))
+KEY_ID = 3
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+SIGNING_PUBLIC = bytes(range(32))
+
+Image = dict[str, bytes]
+
+
+class NonceReuse(AssertionError):
+    pass
+
+
+class Network:
+    """Every frame that left the meter, by (key id, counter)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sent: dict[tuple[int, int], bytes] = {}
+        self.frames = 0
+
+    def send(self, to: str, payload: bytes) -> None:
+        header = parse_header(payload)
+        pair = (header.key_id, header.counter)
+        earlier = self.sent.setdefault(pair, payload)
+        self.frames += 1
+        if earlier != payload:
+            raise NonceReuse(f"key id {pair[0]} counter {pair[1]} sent with two different frames")
+
+    def wait(self, deadline: float) -> Incoming | None:
+        self.clock.waited_until(deadline)
+        return None
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def boot(data: Path, clock: FakeClock, net: Network) -> Agent:
+    agent = Agent(
+        store=Store(data / "meter.db"),
+        keys=DeviceKeys(METER, KEY_ID, ROOT, UTILITY),
+        transport=net,
+        energy=SimulatedEnergySource(seed=42, start=clock.time(), start_wh=1_000_000),
+        clock=clock,
+        signing_public=SIGNING_PUBLIC,
+    )
+    agent.start()
+    return agent
+
+
+def crash_image(data: Path) -> Image:
+    """The files as a power cut would leave them (the store still open: its WAL is there)."""
+    return {p.name: p.read_bytes() for p in data.iterdir() if not p.name.endswith("-shm")}
+
+
+def put_back(data: Path, image: Image) -> None:
+    for p in data.iterdir():
+        p.unlink()
+    for name, content in image.items():
+        (data / name).write_bytes(content)
+        (data / name).chmod(0o600)
+
+
+def wal_tail_lost(older: Image, newer: Image, rng: random.Random) -> Image:
+    """The newer image with its WAL cut somewhere after the older image's WAL ended."""
+    wal = "meter.db-wal"
+    # The same boot, no checkpoint in between: one WAL that only grew.
+    assert newer["meter.db"] == older["meter.db"] and newer[wal].startswith(older[wal])
+    # Within the first frame written after the older image (a torn page, 24 + 4096 bytes).
+    cut = rng.randint(len(older[wal]), min(len(newer[wal]), len(older[wal]) + 4119))
+    return {**newer, wal: newer[wal][:cut]}
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+def test_wal_tail_truncated_never_reuses_a_counter(data: Path) -> None:
+    clock = FakeClock(T0 + 600, settle=0)
+    net = Network(clock)
+    agent = boot(data, clock, net)
+    before = crash_image(data)
+    for _ in range(3):
+        agent.send_now()
+    after = crash_image(data)
+    agent.store.close()
+    put_back(data, wal_tail_lost(before, after, random.Random(1)))
+    restarted = boot(data, clock, net)  # at once: the clock has not moved
+    assert restarted.send_now()
+    restarted.store.close()
+
+
+def test_an_older_image_of_the_whole_box_never_reuses_a_counter(data: Path) -> None:
+    """Store, counter file and all: only the clock is left to say how far counters went."""
+    clock = FakeClock(T0 + 600, settle=0)
+    net = Network(clock)
+    agent = boot(data, clock, net)
+    old = crash_image(data)
+    for _ in range(4):
+        agent.send_now()
+    agent.store.close()
+    put_back(data, old)
+    restarted = boot(data, clock, net)
+    assert restarted.send_now()
+    restarted.store.close()
+
+
+def test_an_older_store_with_the_clock_set_back_never_reuses_a_counter(data: Path) -> None:
+    """Only the store is put back, and the clock is wrong by two hours: the reservation kept
+    outside the store still holds, and the meter still sends rather than waiting for the clock."""
+    clock = FakeClock(T0 + 4 * 3600, settle=0)
+    net = Network(clock)
+    agent = boot(data, clock, net)
+    old = crash_image(data)
+    for _ in range(4):
+        agent.send_now()
+    agent.store.close()
+    put_back(
+        data,
+        {**crash_image(data), "meter.db": old["meter.db"], "meter.db-wal": old["meter.db-wal"]},
+    )
+    clock.step(-2 * 3600)
+    sent_before = net.frames
+    restarted = boot(data, clock, net)
+    assert restarted.send_now()
+    assert net.frames > sent_before
+    assert clock.time() < T0 + 3 * 3600  # it did not wait for the clock to catch up
+    restarted.store.close()
+
+
+def test_crash_and_rollback_loop_never_sends_two_frames_under_one_nonce(data: Path) -> None:
+    """120 crashes, each followed by a fault and an immediate restart."""
+    rng = random.Random(20)
+    clock = FakeClock(T0 + 600, settle=0)
+    net = Network(clock)
+    agent = boot(data, clock, net)
+    history: list[Image] = []  # older images, from this boot and earlier ones
+    faults = ("none", "wal tail lost", "older store", "older image")
+    for crash in range(120):
+        this_boot = [crash_image(data)]
+        for _ in range(rng.randint(1, 2)):
+            agent.tick()  # the hour's reading, if due
+            agent.send_now()
+            this_boot.append(crash_image(data))
+        if rng.random() < 0.2:
+            clock.advance(rng.uniform(0, 900))  # sometimes the next crash comes later
+        now = this_boot.pop()
+        history = (history + this_boot)[-6:]
+        agent.store.close()
+        fault = faults[crash % len(faults)]
+        if fault == "wal tail lost":
+            put_back(data, wal_tail_lost(rng.choice(this_boot), now, rng))
+        elif fault == "older store":
+            older = rng.choice(history)
+            put_back(data, {**now, **{k: v for k, v in older.items() if k.startswith("meter.db")}})
+        elif fault == "older image":
+            put_back(data, rng.choice(history))
+        else:
+            put_back(data, now)
+        agent = boot(data, clock, net)  # at once
+    agent.store.close()
+    assert net.frames >= 300
