@@ -66,6 +66,13 @@ def authentication_failure(meter: Meter, *, now: datetime) -> None:
         _open(meter, AlertKind.AUTH_FAILURES, now=now, details={"failures": recent})
 
 
+def counter_behind_window(meter: Meter, *, now: datetime, detail: str) -> None:
+    """An authentic frame whose counter is far behind the meter's window: the meter went back
+    in its counters (its storage rolled back and its clock wrong, docs/meteragent.md "Counter
+    floor"), so it may have reused AES-GCM nonces under this key. Staff look, and rotate."""
+    _open(meter, AlertKind.TAMPER, now=now, details={"counter_behind_window": detail[:200]})
+
+
 def flag_silent_meters(*, now: datetime) -> int:
     """Open a SILENT alert for every active meter not heard from within its schedule plus the
     grace period (S7). Returns how many were newly flagged."""

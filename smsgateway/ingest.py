@@ -356,6 +356,9 @@ def _reject(message: InboundMessage, reason: str, detail: str, *, now: datetime)
     )
     if message.meter is not None and reason in settings.SMS_AUTH_FAILURE_REASONS:
         alerts.authentication_failure(message.meter, now=now)
+    if message.meter is not None and reason == RejectReason.STALE:
+        # Stale is decided after the tag verified: the meter itself sent an old counter.
+        alerts.counter_behind_window(message.meter, now=now, detail=detail)
 
 
 def expire_parts(*, now: datetime) -> int:

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from devices.models import KeyState, Meter, MeterKey
+from devices.models import AlertKind, KeyState, Meter, MeterAlert, MeterKey
 from devices.services import decommission_meter, suspend_meters
 from meteragent.protocol import Ack, derive_keys, encode_downlink
 from readings.models import Reading
@@ -98,6 +98,22 @@ def test_stale_counter_below_the_window(test_meter, post_sms):
     meter.counter = 100
     post_sms(meter.msisdn, meter.report(hours_back(2)))
     _assert_rejected(post_sms(meter.msisdn, old), "stale", readings_before=2)
+    # Authentic but far behind: the meter's counters went back, which is reported, not dropped.
+    alert = MeterAlert.objects.get(meter=meter.meter, closed_at__isnull=True)
+    assert alert.kind == AlertKind.TAMPER
+    assert "counter 1 is older than the window" in alert.details["counter_behind_window"]
+
+
+@pytest.mark.django_db
+def test_a_forged_old_counter_opens_no_alert(test_meter, post_sms):
+    meter = test_meter()
+    meter.counter = 100
+    post_sms(meter.msisdn, meter.report(hours_back(2)))
+    meter.counter = 1
+    forged = meter.report(hours_back(2))
+    forged = forged[:50] + bytes([forged[50] ^ 1]) + forged[51:]
+    _assert_rejected(post_sms(meter.msisdn, forged), "auth_failed", readings_before=2)
+    assert not MeterAlert.objects.filter(meter=meter.meter).exists()
 
 
 @pytest.mark.django_db
