@@ -68,7 +68,15 @@ from meteragent.protocol import (
 )
 from meteragent.protocol.readings import ARG_MAX, ARG_MIN
 from meteragent.scheduler import HOUR, SendSchedule, hour_index, next_every, next_hour, next_send
-from meteragent.store import EVENT_STORE_TAMPER, Store, StoreError
+from meteragent.store import (
+    EVENT_STORE_REPLACED,
+    EVENT_STORE_TAMPER,
+    META_DAMAGED_STORE,
+    Store,
+    StoreDamagedError,
+    StoreError,
+    damaged_copies,
+)
 from meteragent.transport import Incoming, Transport, TransportError
 from meteragent.uplink import ReserveFile, UplinkCounter
 
@@ -113,6 +121,9 @@ def to_wire_event(ev_type: str, hour: int, arg: int, sent_at: int) -> Event:
     elif ev_type == EVENT_STORE_TAMPER:
         # One event per record that failed its MAC (1); 0 = the chain itself is broken.
         kind, value = EventKind.STORE_INTEGRITY, 0 if arg == 0 else 1
+    elif ev_type == EVENT_STORE_REPLACED:
+        # -1: the store could not be read at all; a fresh one was started.
+        kind, value = EventKind.STORE_INTEGRITY, -1
     else:
         kind, value = EventKind.TAMPER, _TAMPER_CODES.get(ev_type, 255)
     return Event(kind, at, max(ARG_MIN, min(ARG_MAX, value)))
@@ -275,9 +286,18 @@ class Agent:
         self._started = True
         now = self.clock.time()
         report = self.store.report_tampering(hour_index(now))
+        if report.damaged:
+            # Exit: the next start (store.open_store) keeps it aside and starts a fresh one.
+            self.display.show_status("STORE ERROR")
+            raise StoreDamagedError(report.chain_problem or "store damaged")
         if not report.ok:
             log.error("store verification failed: %d bad records, chain %s",
                       len(report.bad_records), report.chain_problem or "ok")  # fmt: skip
+            self.display.show_status("STORE ERROR")
+        damaged = self.store.get_meta(META_DAMAGED_STORE)
+        if damaged is not None and damaged_copies(self.store.path):
+            # Shown until the engineer has taken the damaged copy away.
+            log.error("running on a fresh store; the damaged one is kept: %s", damaged)
             self.display.show_status("STORE ERROR")
         self.store.add_event(EV_REBOOT, hour_index(now), 0)
         latest = self.store.latest_reading()

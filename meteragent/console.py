@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from meteragent.agent import SOFTWARE_VERSION, Agent, AgentConfig
+from meteragent.atomic import write_atomic
 from meteragent.bundle import BundleError, parse_bundle
 from meteragent.clock import SystemClock
 from meteragent.config import Config, ConfigError, load_config
@@ -38,7 +39,14 @@ from meteragent.keyfile import (
     save_keys,
 )
 from meteragent.scheduler import SendSchedule, hour_index
-from meteragent.store import Store, StoreError
+from meteragent.store import (
+    META_DAMAGED_STORE,
+    Store,
+    StoreDamagedError,
+    StoreError,
+    damaged_copies,
+)
+from meteragent.store import open_store as open_checked_store
 from meteragent.transport import Transport
 from meteragent.update import UpdateError, install_update
 
@@ -65,8 +73,12 @@ def record_action(store: Store, action: Action, detail: str = "") -> None:
     store.add_event("service_action", hour_index(now), int(action))
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config, *, recover: bool = False) -> Store:
+    """The store. With ``recover`` (the service, which owns it), one that cannot be read is
+    kept aside and a fresh one started (store.open_store); otherwise that is an error."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if recover:
+        return open_checked_store(config.store_path, time.time())
     return Store(config.store_path)
 
 
@@ -174,7 +186,7 @@ def _daemon_pid(config: Config) -> int | None:
 
 @contextlib.contextmanager
 def _pidfile(config: Config) -> Iterator[None]:
-    config.pid_path.write_text(f"{os.getpid()}\n")
+    write_atomic(config.pid_path, f"{os.getpid()}\n".encode(), 0o644)
     try:
         yield
     finally:
@@ -186,7 +198,7 @@ def _pidfile(config: Config) -> Iterator[None]:
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    with open_store(config) as store:
+    with open_store(config, recover=True) as store:
         record_action(store, Action.START, SOFTWARE_VERSION)
         agent = build_agent(config, store)
         signal.signal(signal.SIGTERM, lambda *_: agent.stop())
@@ -240,9 +252,9 @@ def cmd_readings(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_send_now(config: Config, args: argparse.Namespace) -> int:
-    with open_store(config) as store:
+    pid = _daemon_pid(config)
+    with open_store(config, recover=pid is None) as store:
         record_action(store, Action.SEND_NOW)
-        pid = _daemon_pid(config)
         if pid is not None:
             os.kill(pid, signal.SIGUSR1)  # the running agent owns the modem
             print(f"asked the running agent (pid {pid}) to send now")
@@ -296,7 +308,7 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
             software_version=SOFTWARE_VERSION,
             since_hour=args.since_hour,
         )
-        Path(args.file).write_bytes(data)
+        write_atomic(Path(args.file), data, 0o644)
         record_action(store, Action.EXPORT, f"{len(data)} bytes")
     print(f"wrote {args.file} ({len(data)} bytes)")
     return 0
@@ -304,11 +316,26 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_self_test(config: Config, args: argparse.Namespace) -> int:
     results: list[tuple[str, bool, str]] = []
-    with open_store(config) as store:
-        record_action(store, Action.SELF_TEST)
-        report = store.verify()
-        results.append(("store MACs and chain", report.ok, report.chain_problem or ""))
-        results.append(("store file", store.integrity_check() == "ok", ""))
+    store: Store | None = None
+    readable = False
+    try:
+        store = open_store(config)
+    except StoreDamagedError as exc:
+        results.append(("store file", False, str(exc)))
+    with store or contextlib.nullcontext():
+        if store is not None:
+            report = store.verify()
+            readable = not report.damaged
+            if readable:  # a damaged file takes no writes
+                record_action(store, Action.SELF_TEST)
+            results.append(("store MACs and chain", report.ok, report.chain_problem or ""))
+            check = store.integrity_check()
+            results.append(("store file", check == "ok", "" if check == "ok" else check))
+        kept = damaged_copies(config.store_path)
+        if kept:
+            why = store.get_meta(META_DAMAGED_STORE) if readable and store is not None else None
+            detail = why or ", ".join(p.name for p in kept)
+            results.append(("no damaged store kept", False, f"running on a fresh store; {detail}"))
         try:
             keys = load_keys(config.keys_path)
             load_signing_key(config.signing_key_path)
@@ -316,7 +343,7 @@ def cmd_self_test(config: Config, args: argparse.Namespace) -> int:
         except KeyFileError as exc:
             results.append(("keys", False, str(exc)))
             keys = None
-        if keys is not None:
+        if keys is not None and readable and store is not None:
             try:
                 source = make_energy(config, store, keys, time.time())
                 result = source.read(time.time())

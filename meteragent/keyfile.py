@@ -11,9 +11,7 @@ an installer loads its bundle.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from meteragent.atomic import write_atomic
 from meteragent.bundle import Bundle
 from meteragent.protocol.messages import RekeyAccept
 from meteragent.protocol.rekey import PendingRekey
@@ -58,21 +57,7 @@ class DeviceKeys:
 
 def write_private(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``, mode 0600, durable on return."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, data, 0o600)
 
 
 def read_private(path: Path) -> bytes:

@@ -26,11 +26,13 @@ single row back to an earlier version is impossible without breaking the chain.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sqlite3
 import stat
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from meteragent.atomic import fsync_dir, write_atomic
+
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "EVENT_STORE_REPLACED",
     "EVENT_STORE_TAMPER",
     "Event",
     "Head",
@@ -47,6 +54,7 @@ __all__ = [
     "Reading",
     "Store",
     "StoreConflictError",
+    "StoreDamagedError",
     "StoreError",
     "StoreTamperedError",
     "VerifyReport",
@@ -57,6 +65,10 @@ SCHEMA_VERSION = 1
 MAX_INT = 2**63 - 1
 MAX_TEXT = 200
 EVENT_STORE_TAMPER = "store_tamper"
+# A fresh store replaced one that could not be read (kept in a ``.damaged-`` directory).
+EVENT_STORE_REPLACED = "store_replaced"
+META_DAMAGED_STORE = "damaged_store"  # "<kept directory>: <what was wrong>"
+DAMAGED_INFIX = ".damaged-"
 
 # Record kinds; part of every MAC so a record of one kind can never pass as another.
 K_READING = b"R"
@@ -74,6 +86,10 @@ class StoreError(Exception):
 
 class StoreConflictError(StoreError):
     """A different value is already recorded for this hour; readings are immutable."""
+
+
+class StoreDamagedError(StoreError):
+    """The store cannot be read: a damaged database file or key file."""
 
 
 class StoreTamperedError(StoreError):
@@ -127,6 +143,7 @@ class VerifyReport:
     chain_ok: bool = True
     chain_problem: str | None = None
     records_checked: int = 0
+    damaged: bool = False  # the database file itself cannot be read
 
     @property
     def ok(self) -> bool:
@@ -194,29 +211,22 @@ def _enc(*parts: int | str | bytes) -> bytes:
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """Return the device-local store key, creating it (0600, fsynced) on first start."""
+    """Return the device-local store key, creating it (0600, written atomically) on first start.
+
+    Atomic: a power cut while it is created leaves no key file (made again at the next start),
+    never an empty one. A key file of the wrong size is damage (:class:`StoreDamagedError`)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         st = path.stat()
-        # A key readable by others is no longer device-local; refuse rather than trust it.
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise StoreError(f"key file {path} must not be accessible by group/others") from None
-        key = path.read_bytes()
-        if len(key) != KEY_LEN:
-            raise StoreError(f"key file {path} has {len(key)} bytes, expected {KEY_LEN}") from None
+    except FileNotFoundError:
+        key = secrets.token_bytes(KEY_LEN)
+        write_atomic(path, key, 0o600)
         return key
-    key = secrets.token_bytes(KEY_LEN)
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)  # make the new directory entry durable too
-    finally:
-        os.close(dfd)
+    # A key readable by others is no longer device-local; refuse rather than trust it.
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise StoreError(f"key file {path} must not be accessible by group/others")
+    key = path.read_bytes()
+    if len(key) != KEY_LEN:
+        raise StoreDamagedError(f"key file {path} has {len(key)} bytes, expected {KEY_LEN}")
     return key
 
 
@@ -269,10 +279,14 @@ class Store:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so each write is exactly
         # one transaction and nothing is left open implicitly.
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._init_schema()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreDamagedError(f"{self.path} cannot be read: {exc}") from None
 
     # ---------------------------------------------------------------- internals
 
@@ -595,6 +609,16 @@ class Store:
         through it, which catches a rollback of the database to a copy older than the anchor.
         """
         report = VerifyReport()
+        try:
+            self._verify(report, anchor)
+        except sqlite3.DatabaseError as exc:
+            # A damaged page: the file cannot be read as a whole, which is itself the finding.
+            report.chain_ok = False
+            report.chain_problem = f"database damaged: {exc}"
+            report.damaged = True
+        return report
+
+    def _verify(self, report: VerifyReport, anchor: Head | None) -> None:
         entries: list[tuple[int, bytes, str, int | None]] = []  # (seq, mac, table, hour)
 
         def check(table: str, seq: object, mac: object, ok: bool, hour: int | None = None) -> None:
@@ -646,7 +670,6 @@ class Store:
 
         report.records_checked = len(entries)
         self._verify_chain(sorted(entries, key=lambda e: e[0]), report, anchor)
-        return report
 
     def _verify_chain(
         self,
@@ -695,6 +718,8 @@ class Store:
         for the same record are not duplicated, so calling this at every start is safe.
         """
         report = self.verify()
+        if report.damaged:
+            return report  # nothing more can be read or written safely: see open_store
         existing = {(e.type, e.hour, e.arg) for e in self.events()}
         wanted: list[tuple[int, int]] = []
         for bad in report.bad_records:
@@ -711,8 +736,22 @@ class Store:
                 existing.add(key)
         return report
 
+    def damage(self) -> str | None:
+        """What makes the file unreadable (SQLite's ``quick_check`` reads every page), or None."""
+        try:
+            rows = self._db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        result = "; ".join(str(r[0]) for r in rows)[:MAX_TEXT]
+        return None if result == "ok" else result or "no answer"
+
     def integrity_check(self) -> str:
-        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+        """SQLite's own check of the file: "ok", or what is wrong (never raises)."""
+        try:
+            rows = self._db.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return "; ".join(str(r[0]) for r in rows)[:MAX_TEXT] or "no answer"
 
     def close(self) -> None:
         self._db.close()
@@ -722,6 +761,54 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def damaged_copies(path: Path) -> list[Path]:
+    """The damaged stores kept beside ``path`` for the engineer, oldest first."""
+    return sorted(path.parent.glob(path.name + DAMAGED_INFIX + "*"))
+
+
+def _keep_damaged(path: Path, now: float) -> Path:
+    """Move the store's files (database, WAL, shared memory, key) into a new directory."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    kept = path.with_name(f"{path.name}{DAMAGED_INFIX}{stamp}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}{DAMAGED_INFIX}{stamp}-{n}")
+    kept.mkdir(mode=0o700)
+    for suffix in ("", "-wal", "-shm", ".key"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            os.replace(part, kept / part.name)
+    fsync_dir(kept)
+    fsync_dir(path.parent)
+    return kept
+
+
+def open_store(path: Path, now: float) -> Store:
+    """Open the store; one that cannot be read is kept aside and a fresh one is started.
+
+    The meter keeps measuring into the fresh store, which records why (``damaged_store``,
+    shown by the agent and ``self-test``) and queues a ``store_replaced`` event, reported as
+    STORE_INTEGRITY at the next send. The damaged files stay in the ``.damaged-`` directory
+    with their key, for the engineer."""
+    try:
+        store = Store(path)
+    except StoreDamagedError as exc:
+        problem = str(exc)
+    else:
+        problem = store.damage()
+        if problem is None:
+            return store
+        store.close()
+    kept = _keep_damaged(path, now)
+    log.error("store %s cannot be read (%s); kept in %s, starting a fresh store", path, problem,
+              kept)  # fmt: skip
+    store = Store(path)
+    store.put_meta(META_DAMAGED_STORE, f"{kept.name}: {problem}"[:MAX_TEXT])
+    store.add_event(EVENT_STORE_REPLACED, int(now) // 3600, 0)
+    return store
 
 
 def _typed(*values: object) -> bool:

@@ -32,6 +32,8 @@ from pathlib import Path, PurePosixPath
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from meteragent.atomic import fsync_dir, fsync_tree
+
 MAX_PACKAGE_BYTES = 64 * 1024 * 1024
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MAX_MEMBERS = 10_000
@@ -147,6 +149,7 @@ def install_update(
         final = versions / version
         if final.exists():
             raise UpdateError(f"version {version} is already unpacked")
+        fsync_tree(tmp)  # the files are durable before the version can become current
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,10 +158,7 @@ def install_update(
     if link_tmp.is_symlink() or link_tmp.exists():
         link_tmp.unlink()
     link_tmp.symlink_to(Path("versions") / version)
+    fsync_dir(versions)
     os.replace(link_tmp, root / "current")
-    dfd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_dir(root)
     return Installed(version, final)

@@ -18,9 +18,8 @@ from meteragent.agent import Agent
 from meteragent.clock import FakeClock
 from meteragent.energy import SimulatedEnergySource
 from meteragent.keyfile import DeviceKeys
-from meteragent.protocol.frame import parse_header
 from meteragent.store import Store
-from meteragent.transport import Incoming
+from meteragent.testing import RecordingNetwork
 
 UTILITY = "+447700900123"
 METER = "MTR0000000000000000000042"
@@ -32,38 +31,7 @@ SIGNING_PUBLIC = bytes(range(32))
 Image = dict[str, bytes]
 
 
-class NonceReuse(AssertionError):
-    pass
-
-
-class Network:
-    """Every frame that left the meter, by (key id, counter)."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.sent: dict[tuple[int, int], bytes] = {}
-        self.frames = 0
-
-    def send(self, to: str, payload: bytes) -> None:
-        header = parse_header(payload)
-        pair = (header.key_id, header.counter)
-        earlier = self.sent.setdefault(pair, payload)
-        self.frames += 1
-        if earlier != payload:
-            raise NonceReuse(f"key id {pair[0]} counter {pair[1]} sent with two different frames")
-
-    def wait(self, deadline: float) -> Incoming | None:
-        self.clock.waited_until(deadline)
-        return None
-
-    def interrupt(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def boot(data: Path, clock: FakeClock, net: Network) -> Agent:
+def boot(data: Path, clock: FakeClock, net: RecordingNetwork) -> Agent:
     agent = Agent(
         store=Store(data / "meter.db"),
         keys=DeviceKeys(METER, KEY_ID, ROOT, UTILITY),
@@ -108,7 +76,7 @@ def data(tmp_path: Path) -> Path:
 
 def test_wal_tail_truncated_never_reuses_a_counter(data: Path) -> None:
     clock = FakeClock(T0 + 600, settle=0)
-    net = Network(clock)
+    net = RecordingNetwork(clock)
     agent = boot(data, clock, net)
     before = crash_image(data)
     for _ in range(3):
@@ -124,7 +92,7 @@ def test_wal_tail_truncated_never_reuses_a_counter(data: Path) -> None:
 def test_an_older_image_of_the_whole_box_never_reuses_a_counter(data: Path) -> None:
     """Store, counter file and all: only the clock is left to say how far counters went."""
     clock = FakeClock(T0 + 600, settle=0)
-    net = Network(clock)
+    net = RecordingNetwork(clock)
     agent = boot(data, clock, net)
     old = crash_image(data)
     for _ in range(4):
@@ -140,7 +108,7 @@ def test_an_older_store_with_the_clock_set_back_never_reuses_a_counter(data: Pat
     """Only the store is put back, and the clock is wrong by two hours: the reservation kept
     outside the store still holds, and the meter still sends rather than waiting for the clock."""
     clock = FakeClock(T0 + 4 * 3600, settle=0)
-    net = Network(clock)
+    net = RecordingNetwork(clock)
     agent = boot(data, clock, net)
     old = crash_image(data)
     for _ in range(4):
@@ -151,10 +119,10 @@ def test_an_older_store_with_the_clock_set_back_never_reuses_a_counter(data: Pat
         {**crash_image(data), "meter.db": old["meter.db"], "meter.db-wal": old["meter.db-wal"]},
     )
     clock.step(-2 * 3600)
-    sent_before = net.frames
+    sent_before = len(net.frames)
     restarted = boot(data, clock, net)
     assert restarted.send_now()
-    assert net.frames > sent_before
+    assert len(net.frames) > sent_before
     assert clock.time() < T0 + 3 * 3600  # it did not wait for the clock to catch up
     restarted.store.close()
 
@@ -163,7 +131,7 @@ def test_crash_and_rollback_loop_never_sends_two_frames_under_one_nonce(data: Pa
     """120 crashes, each followed by a fault and an immediate restart."""
     rng = random.Random(20)
     clock = FakeClock(T0 + 600, settle=0)
-    net = Network(clock)
+    net = RecordingNetwork(clock)
     agent = boot(data, clock, net)
     history: list[Image] = []  # older images, from this boot and earlier ones
     faults = ("none", "wal tail lost", "older store", "older image")
@@ -190,4 +158,4 @@ def test_crash_and_rollback_loop_never_sends_two_frames_under_one_nonce(data: Pa
             put_back(data, now)
         agent = boot(data, clock, net)  # at once
     agent.store.close()
-    assert net.frames >= 300
+    assert len(net.frames) >= 300
