@@ -138,8 +138,14 @@ def make_transport(config: Config, keys: DeviceKeys, clock: SystemClock) -> Tran
     from meteragent.modem import GsmModem
     from meteragent.transport import ModemTransport
 
-    modem = GsmModem.open(str(opts.get("port", "/dev/ttyUSB2")), int(opts.get("baudrate", 115200)))
-    transport = ModemTransport(modem, keys.utility_msisdn, clock, pin=opts.get("pin") or None)
+    port, baudrate = str(opts.get("port", "/dev/ttyUSB2")), int(opts.get("baudrate", 115200))
+    transport = ModemTransport(
+        GsmModem.open(port, baudrate),
+        keys.utility_msisdn,
+        clock,
+        pin=opts.get("pin") or None,
+        reopen=lambda: GsmModem.open(port, baudrate),
+    )
     transport.open()
     return transport
 

@@ -8,6 +8,7 @@ agent costs no CPU (no busy polling).
 
 from __future__ import annotations
 
+import logging
 import select
 import time
 from collections import deque
@@ -17,7 +18,7 @@ from typing import Protocol
 
 import serial
 
-from .errors import CmeError, CmsError, ModemError, ModemTimeout
+from .errors import CmeError, CmsError, ModemError, ModemPortError, ModemTimeout
 
 CTRL_Z = b"\x1a"
 ESC = b"\x1b"
@@ -28,6 +29,9 @@ URC_PREFIXES = ("+CMTI:", "+CDSI:", "+CMT:", "+CDS:", "+CBM:", "RING", "+CREG:",
 # These carry a PDU on the following line.
 TWO_LINE_URCS = ("+CMT:", "+CDS:", "+CBM:")
 MAX_LINE = 4096  # a line longer than this is garbage on the port, not a modem answer
+MAX_UNANSWERED = 4  # timed-out commands whose late answers a resync waits for, at most
+
+log = logging.getLogger(__name__)
 
 
 class SerialPort(Protocol):
@@ -79,6 +83,9 @@ class ATChannel:
         self.on_urc = on_urc
         self.urcs: deque[Urc] = deque(maxlen=256)
         self._buf = bytearray()
+        self._discarding = False  # inside an overlong line: drop bytes up to its newline
+        self._unanswered = 0  # commands that timed out: their answers may still come
+        self.discarded_lines = 0
 
     # ------------------------------------------------------------------ reading
 
@@ -93,7 +100,7 @@ class ATChannel:
                 return False
             data = self.port.read(max(1, self.port.in_waiting))
         except (OSError, serial.SerialException) as exc:
-            raise ModemError(f"serial port failed: {exc}") from exc
+            raise ModemPortError(f"serial port failed: {exc}") from exc
         self._buf += data
         return True
 
@@ -103,10 +110,17 @@ class ATChannel:
             if nl >= 0:
                 raw = bytes(self._buf[:nl])
                 del self._buf[: nl + 1]
+                if self._discarding:  # the end of an overlong line
+                    self._discarding = False
+                    continue
                 return raw.decode("ascii", errors="replace").strip()
             if len(self._buf) > MAX_LINE:
+                # Noise on the line, not an answer: dropped, up to its end, and logged once.
+                if not self._discarding:
+                    self.discarded_lines += 1
+                    log.warning("discarded a line of more than %d bytes from the modem", MAX_LINE)
+                self._discarding = True
                 self._buf.clear()
-                raise ModemError("overlong line from modem")
             if not self._fill(deadline):
                 return None
 
@@ -132,23 +146,55 @@ class ATChannel:
         try:
             self.port.write(data)
         except (OSError, serial.SerialException) as exc:
-            raise ModemError(f"serial port failed: {exc}") from exc
+            raise ModemPortError(f"serial port failed: {exc}") from exc
 
     def discard_input(self) -> None:
-        """Drop anything buffered (after a timeout, so a late answer is not taken for the
-        next command's)."""
+        """Drop anything buffered."""
         self._buf.clear()
         try:
             self.port.reset_input_buffer()
         except (OSError, serial.SerialException) as exc:
-            raise ModemError(f"serial port failed: {exc}") from exc
+            raise ModemPortError(f"serial port failed: {exc}") from exc
+
+    def resync(self, timeout: float) -> None:
+        """Bring the dialogue back in step after timed-out commands.
+
+        A timed-out command's answer may still come; taken for the next command's, it would
+        leave the dialogue one command behind for good. So: send a probe ``AT`` and drop every
+        line until one final result per unanswered command plus the probe's has arrived - or,
+        once the probe is answered, until ``timeout`` has passed without the rest (those
+        commands were lost). URCs are kept. Raises ModemTimeout if nothing answers at all.
+        """
+        deadline = time.monotonic() + timeout
+        self._buf.clear()
+        self.write(b"AT\r")
+        finals = 0
+        while finals < self._unanswered + 1:
+            line = self._readline(deadline)
+            if line is None:
+                if finals:
+                    break  # the rest were lost, not late
+                raise ModemTimeout("modem silent after a timeout")
+            if line == "OK" or _error_for(line, None) is not None:
+                finals += 1
+                if finals == 1:
+                    deadline = time.monotonic() + timeout  # time for a late answer to come
+            elif self._is_urc(line, None):
+                self._take_urc(line, deadline)
+            elif line:
+                log.info("dropped a late line from the modem: %r", line[:80])
+        log.info("modem dialogue resynchronised (%d late answers)", max(0, finals - 1))
+        self._unanswered = 0
 
     def command(self, cmd: str, *, timeout: float, expect: str | None = None) -> list[str]:
         """Send ``cmd`` and return its information lines (echo, URCs and OK removed).
 
         ``expect`` is the response prefix (e.g. ``+CREG:``) so that it is not mistaken for
-        the URC of the same name.
+        the URC of the same name. After an earlier timeout the dialogue is resynchronised
+        first (:meth:`resync`).
         """
+        if self._unanswered:
+            self.resync(timeout)
         self.write(cmd.encode("ascii") + b"\r")
         return self._collect(cmd, time.monotonic() + timeout, expect)
 
@@ -157,6 +203,7 @@ class ATChannel:
         while True:
             line = self._readline(deadline)
             if line is None:
+                self._unanswered = min(self._unanswered + 1, MAX_UNANSWERED)
                 raise ModemTimeout(f"no answer to {cmd} in time")
             if not line or line == cmd:  # blank separator or our own echo
                 continue
@@ -175,6 +222,8 @@ class ATChannel:
     ) -> list[str]:
         """``AT+CMGS=<length>``, wait for the ``>`` prompt, send the PDU and Ctrl-Z."""
         cmd = f"AT+CMGS={length}"
+        if self._unanswered:
+            self.resync(prompt_timeout)
         self.write(cmd.encode("ascii") + b"\r")
         self._wait_prompt(cmd, time.monotonic() + prompt_timeout)
         self.write(pdu_hex.encode("ascii") + CTRL_Z)
@@ -203,7 +252,8 @@ class ATChannel:
                 continue
             if not self._fill(deadline):
                 # Leave the modem in command mode rather than waiting for a PDU forever.
-                self.write(ESC)
+                self.write(ESC)  # answered with OK or ERROR by most modems
+                self._unanswered = min(self._unanswered + 1, MAX_UNANSWERED)
                 raise ModemTimeout(f"no '>' prompt after {cmd}")
 
     def wait_urc(self, timeout: float) -> Urc | None:

@@ -130,9 +130,9 @@ class GsmModem:
             try:
                 return self.at.command(cmd, timeout=self.command_timeout, expect=expect)
             except ModemTimeout:
+                # The channel resynchronises before the next command (ATChannel.resync).
                 if attempt == attempts - 1:
                     raise
-                self.at.discard_input()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _single(self, cmd: str, prefix: str) -> str:

@@ -21,6 +21,10 @@ class ModemError(Exception):
     """The modem refused a command, answered something unexpected, or the port failed."""
 
 
+class ModemPortError(ModemError):
+    """The serial port itself failed (read/write error, device gone): reopen it."""
+
+
 class ModemTimeout(ModemError):
     """No (complete) answer within the time limit."""
 

@@ -68,6 +68,8 @@ class FakeModem:
         self.drop_send = False
         self.cms_error_on_send: int | None = None
         self.fail_next: dict[str, str] = {}
+        # Command prefix -> seconds: the next such command is answered that late, once.
+        self.late_next: dict[str, float] = {}
         self.cmee = 0
         self.cmgf = 0
         self.cnmi: str | None = None
@@ -79,6 +81,7 @@ class FakeModem:
         self._pending_urcs: list[bytes] = []
         self._urcs_with_next_response: list[bytes] = []
         self._line = bytearray()
+        self._write_lock = threading.Lock()
         self._pdu_len: int | None = None  # set while collecting a PDU after AT+CMGS
         self._master, self._slave = os.openpty()
         # Raw mode: no echo or CR/LF translation by the tty layer; echo is ours to do.
@@ -174,7 +177,8 @@ class FakeModem:
                     self._write(chunk)
 
     def _write(self, data: bytes) -> None:
-        os.write(self._master, data)
+        with self._write_lock:
+            os.write(self._master, data)
 
     def _feed(self, b: int) -> None:
         if self._pdu_len is not None:
@@ -217,6 +221,16 @@ class FakeModem:
                 if err:  # an empty string swallows the command: no answer at all, once
                     self._respond(final=err)
                 return
+        for prefix, delay in list(self.late_next.items()):
+            if cmd.startswith(prefix.upper()):
+                del self.late_next[prefix]
+                timer = threading.Timer(delay, self._answer, args=(line, cmd))
+                timer.daemon = True
+                timer.start()
+                return
+        self._answer(line, cmd)
+
+    def _answer(self, line: str, cmd: str) -> None:
         if not cmd.startswith("AT"):
             self._respond(final="ERROR")
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -197,7 +198,8 @@ def test_mute_modem_times_out_after_retries(fake):
     fake.mute = True
     with pytest.raises(ModemTimeout):
         m.signal_quality()
-    assert fake.commands.count("AT+CSQ") == 3
+    # Three attempts: the command, then a probe before each retry, which is not answered either.
+    assert fake.commands == ["AT+CSQ", "AT", "AT"]
     fake.mute = False
     assert m.signal_quality().rssi == 20  # recovers afterwards
     m.close()
@@ -240,3 +242,40 @@ def test_invalid_pdu_is_rejected_by_the_fake(fake, modem):
     with pytest.raises(CmsError) as err:
         modem.at.send_pdu(5, "00FFFF", prompt_timeout=1, timeout=1)
     assert err.value.code == 304
+
+
+# ------------------------------------------------------------------ noise and late answers
+
+
+def test_an_overlong_line_is_discarded_with_a_logged_reason(fake, modem, caplog):
+    fake.send_raw(b"\r\n" + b"\x7fNOISE" * 2000 + b"\r\n")  # 12 000 bytes without a newline
+    fake.inject_sms(SERVER, b"x")
+    urc = modem.wait_for_urc(timeout=2)
+    assert urc is not None and urc.name == "+CMTI"
+    assert modem.at.discarded_lines == 1
+    assert "discarded a line of more than 4096 bytes" in caplog.text
+    assert modem.registration().registered  # the dialogue goes on
+
+
+def test_a_late_answer_does_not_leave_the_dialogue_one_command_behind(fake):
+    m = connect(fake, command_timeout=0.5, retries=1)
+    m.initialise()
+    fake.csq = (7, 0)
+    fake.late_next["AT+CSQ"] = 0.8  # the first try is answered 0.3 s after its timeout
+    assert m.signal_quality().rssi == 7
+    time.sleep(0.5)  # whatever was still coming has come
+    fake.csq = (9, 0)
+    assert m.signal_quality().rssi == 9  # its own answer, not one left over
+    assert m.registration().registered  # a different command gets its own answer
+    assert fake.commands.count("AT") == 1  # one probe resynchronised the dialogue
+    m.close()
+
+
+def test_a_command_that_never_answers_is_given_up_and_the_next_one_works(fake):
+    m = connect(fake, command_timeout=0.3, retries=0)
+    m.initialise()
+    fake.fail_next["AT+CSQ"] = ""  # swallowed: no answer ever
+    with pytest.raises(ModemTimeout):
+        m.signal_quality()
+    assert m.registration().registered
+    m.close()

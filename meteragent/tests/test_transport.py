@@ -3,6 +3,7 @@ filtering of incoming SMS."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import urllib.parse
 
@@ -89,3 +90,74 @@ def test_modem_transport_wait_is_interruptible(modem_transport) -> None:
     before = clock.monotonic()
     assert t.wait(before + 3600) is None
     assert clock.monotonic() == before  # returned at once, time did not jump
+
+
+def _alphanumeric_deliver(text: str, payload: bytes) -> bytes:
+    """An 8-bit SMS-DELIVER whose sender is the alphanumeric ID ``text`` (TOA D0), as any
+    bulk-SMS provider lets a customer set - ``text`` may well be digits and a ``+``."""
+    bits = 0
+    for i, c in enumerate(text):  # GSM 7-bit: '+' and digits have their ASCII codes
+        bits |= ord(c) << (7 * i)
+    packed = bits.to_bytes((7 * len(text) + 7) // 8, "little")
+    semi_octets = (7 * len(text) + 3) // 4
+    scts = bytes.fromhex("62105021000000")
+    return (
+        bytes([0x00, 0x04, semi_octets, 0xD0])
+        + packed
+        + bytes([0x00, 0x04])
+        + scts
+        + bytes([len(payload)])
+        + payload
+    )
+
+
+def test_an_alphanumeric_sender_spelling_the_utility_number_is_rejected() -> None:
+    utility = "+447700900"  # short enough to be spelled by an alphanumeric sender ID
+    clock = FakeClock(1_767_225_600, settle=0.05)
+    with FakeModem() as fake:
+        modem = GsmModem(serial.Serial(fake.path, timeout=0), command_timeout=2, send_timeout=2)
+        t = ModemTransport(modem, utility, clock)
+        t.open()
+        fake.deliver(_alphanumeric_deliver(utility, b"forged"))
+        fake.inject_sms(utility, b"genuine")
+        assert t.wait(clock.monotonic() + 60) == (utility, b"genuine")
+        assert t.rejected == 1
+        t.close()
+
+
+def test_the_sender_check_compares_the_type_of_number() -> None:
+    from meteragent.protocol import pdu as sms
+    from meteragent.transport import is_number
+
+    assert is_number(sms.Address("+447700900123", sms.TOA_INTERNATIONAL), "+447700900123")
+    assert not is_number(sms.Address("+447700900123", 0xD0), "+447700900123")  # alphanumeric
+    assert is_number(sms.Address("80111", sms.TOA_UNKNOWN), "80111")
+    assert is_number(sms.Address("80111", sms.TOA_NATIONAL), "80111")
+    assert not is_number(sms.Address("80111", sms.TOA_INTERNATIONAL), "80111")
+    assert not is_number(sms.Address("447700900123", sms.TOA_UNKNOWN), "+447700900123")
+
+
+def test_a_serial_error_reopens_the_port_with_backoff() -> None:
+    clock = FakeClock(1_767_225_600, settle=0.05)
+    first = FakeModem().start()
+    second = FakeModem().start()
+    attempts: list[float] = []
+
+    def reopen() -> GsmModem:
+        attempts.append(clock.monotonic())
+        if len(attempts) < 3:  # the device is not back yet
+            raise serial.SerialException("could not open port /dev/ttyUSB2")
+        return GsmModem(serial.Serial(second.path, timeout=0), command_timeout=2, send_timeout=2)
+
+    modem = GsmModem(serial.Serial(first.path, timeout=0), command_timeout=2, send_timeout=2)
+    t = ModemTransport(modem, UTILITY, clock, reopen=reopen)
+    t.open()
+    first.stop()  # the USB modem resets: reads fail with an I/O error
+    second.inject_sms(UTILITY, b"after the reset", urc="none")
+    assert t.wait(clock.monotonic() + 3600) == (UTILITY, b"after the reset")
+    assert t.reopened == 1
+    assert [b - a for a, b in itertools.pairwise(attempts)] == [1.0, 2.0]  # backoff doubles
+    t.send(UTILITY, bytes(140))
+    assert len(second.sent) == 1
+    t.close()
+    second.stop()
