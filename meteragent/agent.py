@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections import deque
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -77,7 +77,7 @@ from meteragent.store import (
     StoreError,
     damaged_copies,
 )
-from meteragent.transport import Incoming, Transport, TransportError
+from meteragent.transport import Transport, TransportError
 from meteragent.uplink import ReserveFile, UplinkCounter
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,6 @@ class Agent:
         self.resend_from: int | None = None
         self.stats = AgentStats()
         self._stopping = False
-        self._held: deque[Incoming] = deque()  # arrived while a send was paced
         self._send_requested = False
         self._started = False
         self._next_reading = 0.0
@@ -233,18 +232,14 @@ class Agent:
 
     def _next_counter(self) -> int | None:
         """The next uplink counter, once the clock floor allows it (uplink.py): a burst right
-        after a start is paced to one frame per period. Messages arriving meanwhile are held
-        for :meth:`wait`. None if the agent is stopping."""
+        after a start is paced to one frame per period. SMS arriving meanwhile wait in the
+        transport. None if the agent is stopping."""
         while (due := self.up.ready_at()) is not None and not self._stopping:
-            deadline = self.clock.monotonic() + (due - self.clock.time())
-            incoming = self.transport.wait(deadline)
-            if incoming is not None:
-                self._held.append(incoming)
+            # In steps of at most a second, so that a stop request is not kept waiting.
+            deadline = self.clock.monotonic() + min(1.0, due - self.clock.time())
+            time.sleep(self.clock.timeout_until(deadline))
+            self.clock.waited_until(deadline)
         return None if self._stopping else self.up.next()  # durably reserved before use
-
-    def wait(self, deadline: float) -> Incoming | None:
-        """The transport's ``wait``, after the messages held while a send was paced."""
-        return self._held.popleft() if self._held else self.transport.wait(deadline)
 
     @property
     def pending_rekey(self) -> PendingRekey | None:
@@ -329,7 +324,7 @@ class Agent:
                 if self.clock.monotonic() >= until:
                     break
                 deadline = min(deadline, until)
-            incoming = self.wait(deadline)
+            incoming = self.transport.wait(deadline)
             if incoming is not None:
                 self.handle_message(*incoming)
 

@@ -270,7 +270,7 @@ def cmd_send_now(config: Config, args: argparse.Namespace) -> int:
         counters = agent.send_now()
         deadline = agent.clock.monotonic() + args.wait
         while agent.clock.monotonic() < deadline and agent.stats.acks == 0:
-            incoming = agent.wait(deadline)
+            incoming = agent.transport.wait(deadline)
             if incoming is not None:
                 agent.handle_message(*incoming)
         agent.transport.close()

@@ -30,9 +30,9 @@ from meteragent.store import Store
 
 log = logging.getLogger(__name__)
 
-# One counter per period of the wall clock. 4 s: the 32-bit counter lasts until the year 2514,
-# and a batch of 17 frames right after a start is paced over about a minute.
-COUNTER_FLOOR_SECONDS = 4
+# One counter per period of the wall clock. 2 s: the 32-bit counter lasts until the year 2242,
+# and a batch of 17 frames right after a start is paced over about half a minute.
+COUNTER_FLOOR_SECONDS = 2
 # A counter ahead of the clock by more than this means the clock is wrong (behind), not that a
 # burst needs pacing: an ack moves the clock by at most 300 s, a batch is at most 17 frames.
 MAX_PACE_SECONDS = 600

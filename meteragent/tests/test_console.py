@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +15,8 @@ from meteragent.bundle import Bundle
 from meteragent.console import Action, main
 from meteragent.export import verify_export
 from meteragent.keyfile import load_keys, public_bytes
-from meteragent.store import Store
+from meteragent.store import Store, open_store
+from meteragent.testing import DAMAGE, fill_store
 
 METER = "MTR0000000000000000000042"
 RELEASE = Ed25519PrivateKey.generate()
@@ -107,3 +109,24 @@ def test_commands_without_provisioning_fail_cleanly(env, capsys) -> None:
     _tmp_path, _data, cfg, _bundle = env
     assert main([*cfg, "status"]) == 2
     assert "load a provisioning bundle first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_self_test_prints_fail_with_the_reason_for_a_damaged_store(env, capsys, damage) -> None:
+    _tmp_path, data, cfg, bundle = env
+    assert main([*cfg, "load-bundle", str(bundle)]) == 0
+    (data / "meter.db").unlink()
+    fill_store(data / "meter.db")
+    DAMAGE[damage](data / "meter.db")
+    capsys.readouterr()
+    assert main([*cfg, "self-test"]) == 1
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    failed = [line for line in out.splitlines() if line.startswith("FAIL  store")]
+    assert failed and all(len(line.split(None, 2)) == 3 for line in failed)  # with a reason
+    # Once the service has replaced it, self-test names the copy kept for the engineer.
+    open_store(data / "meter.db", time.time()).close()
+    assert main([*cfg, "self-test"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  no damaged store kept  running on a fresh store; meter.db.damaged-" in out
+    assert "PASS  store MACs and chain" in out

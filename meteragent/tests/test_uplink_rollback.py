@@ -16,30 +16,14 @@ import pytest
 
 from meteragent.agent import Agent
 from meteragent.clock import FakeClock
-from meteragent.energy import SimulatedEnergySource
-from meteragent.keyfile import DeviceKeys
 from meteragent.store import Store
-from meteragent.testing import RecordingNetwork
-
-UTILITY = "+447700900123"
-METER = "MTR0000000000000000000042"
-ROOT = bytes(range(100, 132))
-KEY_ID = 3
-T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
-SIGNING_PUBLIC = bytes(range(32))
+from meteragent.testing import T0, RecordingNetwork, make_agent
 
 Image = dict[str, bytes]
 
 
 def boot(data: Path, clock: FakeClock, net: RecordingNetwork) -> Agent:
-    agent = Agent(
-        store=Store(data / "meter.db"),
-        keys=DeviceKeys(METER, KEY_ID, ROOT, UTILITY),
-        transport=net,
-        energy=SimulatedEnergySource(seed=42, start=clock.time(), start_wh=1_000_000),
-        clock=clock,
-        signing_public=SIGNING_PUBLIC,
-    )
+    agent = make_agent(Store(data / "meter.db"), clock, net)
     agent.start()
     return agent
 
@@ -74,7 +58,17 @@ def data(tmp_path: Path) -> Path:
     return d
 
 
-def test_wal_tail_truncated_never_reuses_a_counter(data: Path) -> None:
+ROLLBACKS = {
+    "WAL tail lost": lambda before, after: wal_tail_lost(before, after, random.Random(1)),
+    # Store, counter file and all: only the clock is left to say how far counters went.
+    "older image of the whole box": lambda before, _after: before,
+}
+
+
+@pytest.mark.parametrize("rollback", list(ROLLBACKS))
+def test_a_rollback_and_an_immediate_restart_never_reuse_a_counter(
+    data: Path, rollback: str
+) -> None:
     clock = FakeClock(T0 + 600, settle=0)
     net = RecordingNetwork(clock)
     agent = boot(data, clock, net)
@@ -83,23 +77,8 @@ def test_wal_tail_truncated_never_reuses_a_counter(data: Path) -> None:
         agent.send_now()
     after = crash_image(data)
     agent.store.close()
-    put_back(data, wal_tail_lost(before, after, random.Random(1)))
+    put_back(data, ROLLBACKS[rollback](before, after))
     restarted = boot(data, clock, net)  # at once: the clock has not moved
-    assert restarted.send_now()
-    restarted.store.close()
-
-
-def test_an_older_image_of_the_whole_box_never_reuses_a_counter(data: Path) -> None:
-    """Store, counter file and all: only the clock is left to say how far counters went."""
-    clock = FakeClock(T0 + 600, settle=0)
-    net = RecordingNetwork(clock)
-    agent = boot(data, clock, net)
-    old = crash_image(data)
-    for _ in range(4):
-        agent.send_now()
-    agent.store.close()
-    put_back(data, old)
-    restarted = boot(data, clock, net)
     assert restarted.send_now()
     restarted.store.close()
 
