@@ -109,21 +109,29 @@ _TAMPER_CODES = {
 }
 
 
+def _same(arg: int) -> int:
+    return arg
+
+
+# Store event type -> protocol event kind and its arg from the store event's arg. Metering-IC
+# anomalies are TAMPER with the codes above.
+_WIRE_EVENTS: dict[str, tuple[EventKind, Callable[[int], int]]] = {
+    EV_REBOOT: (EventKind.REBOOT, _same),
+    EV_CLOCK_STEP: (EventKind.CLOCK_STEP, _same),
+    EV_SERVICE_ACTION: (EventKind.SERVICE_ACTION, _same),
+    # One event per record that failed its MAC (1); 0 = the chain itself is broken.
+    EVENT_STORE_TAMPER: (EventKind.STORE_INTEGRITY, lambda arg: 0 if arg == 0 else 1),
+    # -1: the store could not be read at all; a fresh one was started.
+    EVENT_STORE_REPLACED: (EventKind.STORE_INTEGRITY, lambda _arg: -1),
+}
+
+
 def to_wire_event(ev_type: str, hour: int, arg: int, sent_at: int) -> Event:
     """Map a store event to the protocol's event kinds (arg clamped to int32)."""
     at = min(hour * HOUR, sent_at - sent_at % 60)
-    if ev_type == EV_REBOOT:
-        kind, value = EventKind.REBOOT, arg
-    elif ev_type == EV_CLOCK_STEP:
-        kind, value = EventKind.CLOCK_STEP, arg
-    elif ev_type == EV_SERVICE_ACTION:
-        kind, value = EventKind.SERVICE_ACTION, arg
-    elif ev_type == EVENT_STORE_TAMPER:
-        # One event per record that failed its MAC (1); 0 = the chain itself is broken.
-        kind, value = EventKind.STORE_INTEGRITY, 0 if arg == 0 else 1
-    elif ev_type == EVENT_STORE_REPLACED:
-        # -1: the store could not be read at all; a fresh one was started.
-        kind, value = EventKind.STORE_INTEGRITY, -1
+    if ev_type in _WIRE_EVENTS:
+        kind, wire_arg = _WIRE_EVENTS[ev_type]
+        value = wire_arg(arg)
     else:
         kind, value = EventKind.TAMPER, _TAMPER_CODES.get(ev_type, 255)
     return Event(kind, at, max(ARG_MIN, min(ARG_MAX, value)))

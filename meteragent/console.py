@@ -295,7 +295,8 @@ def cmd_load_bundle(config: Config, args: argparse.Namespace) -> int:
             return 2
     save_keys(config.keys_path, DeviceKeys.from_bundle(bundle))
     key, created = load_or_create_signing_key(config.signing_key_path)
-    with open_store(config) as store:
+    # Provisioning may meet a store it cannot read (an interrupted first start): replaced.
+    with open_store(config, recover=_daemon_pid(config) is None) as store:
         record_action(store, Action.LOAD_BUNDLE, f"{bundle.meter_number} key {bundle.key_id}")
     print(f"meter {bundle.meter_number}, key id {bundle.key_id} loaded")
     print(f"signing public key ({'new' if created else 'existing'}): {public_bytes(key).hex()}")

@@ -130,3 +130,15 @@ def test_self_test_prints_fail_with_the_reason_for_a_damaged_store(env, capsys, 
     out = capsys.readouterr().out
     assert "FAIL  no damaged store kept  running on a fresh store; meter.db.damaged-" in out
     assert "PASS  store MACs and chain" in out
+
+
+def test_load_bundle_after_a_power_cut_left_an_empty_store_key(env, capsys) -> None:
+    """An earlier version created the store key in place: a cut left 0 bytes, and every
+    command failed for ever. The store is now replaced (the empty key kept with it)."""
+    _tmp_path, data, cfg, bundle = env
+    data.mkdir(mode=0o700)
+    (data / "meter.db.key").touch(mode=0o600)
+    assert main([*cfg, "load-bundle", str(bundle), "--force"]) == 0
+    assert actions(data) == [Action.LOAD_BUNDLE]
+    assert main([*cfg, "self-test"]) == 1  # until the engineer takes the damaged copy away
+    assert "FAIL  no damaged store kept" in capsys.readouterr().out
