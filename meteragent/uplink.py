@@ -22,8 +22,8 @@ import json
 import logging
 from pathlib import Path
 
+from meteragent.atomic import write_atomic
 from meteragent.clock import Clock
-from meteragent.keyfile import write_private
 from meteragent.protocol import CounterReservation
 from meteragent.protocol.replay import MAX_COUNTER
 from meteragent.store import Store
@@ -69,7 +69,7 @@ class ReserveFile:
             return
         limits[name] = value
         body = {"format": RESERVE_FORMAT, "limits": limits}
-        write_private(self.path, json.dumps(body, sort_keys=True).encode() + b"\n")
+        write_atomic(self.path, json.dumps(body, sort_keys=True).encode() + b"\n", 0o600)
 
 
 class DurableCounter:
