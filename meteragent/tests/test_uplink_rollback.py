@@ -13,11 +13,14 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meteragent.agent import Agent
 from meteragent.clock import FakeClock
 from meteragent.store import Store
-from meteragent.testing import T0, RecordingNetwork, make_agent
+from meteragent.testing import KEY_ID, T0, RecordingNetwork, make_agent
+from meteragent.uplink import ReserveFile, UplinkCounter
 
 Image = dict[str, bytes]
 
@@ -138,3 +141,49 @@ def test_crash_and_rollback_loop_never_sends_two_frames_under_one_nonce(data: Pa
         agent = boot(data, clock, net)  # at once
     agent.store.close()
     assert len(net.frames) >= 300
+
+
+# One boot: (frames sent, seconds until the crash, what the crash puts back, which earlier image)
+_boots = st.lists(
+    st.tuples(
+        st.integers(0, 20),
+        st.floats(0, 120),
+        st.sampled_from(["nothing", "store", "counter file", "both"]),
+        st.integers(0, 10**6),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(boots=_boots)
+def test_uplink_counters_never_repeat_over_any_history_of_crashes_and_rollbacks(
+    tmp_path_factory: pytest.TempPathFactory, boots: list[tuple[int, float, str, int]]
+) -> None:
+    """The counter alone, over histories Hypothesis picks: whatever earlier image of the store,
+    the counter file or both comes back, with the clock never going back, no counter twice."""
+    data = tmp_path_factory.mktemp("counters")
+    db, counters = data / "meter.db", data / "counters.json"
+    clock = FakeClock(T0, settle=0)
+    used: set[int] = set()
+    images: list[Image] = []
+    for frames, later, rollback, pick in boots:
+        store = Store(db)
+        up = UplinkCounter(store, ReserveFile(counters), KEY_ID, clock, block=16)
+        for _ in range(frames):
+            if (due := up.ready_at()) is not None:
+                clock.advance(due - clock.time())
+            counter = up.next()
+            assert counter not in used
+            used.add(counter)
+        clock.advance(later)
+        store.close()
+        images.append(crash_image(data))
+        older = images[pick % len(images)]
+        parts = {
+            "store": [db.name, db.name + "-wal"],
+            "counter file": [counters.name],
+            "both": [db.name, db.name + "-wal", counters.name],
+        }.get(rollback, [])
+        put_back(data, {**images[-1], **{k: v for k, v in older.items() if k in parts}})
