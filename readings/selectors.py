@@ -18,7 +18,7 @@ from django.db import connection
 
 from devices.models import Meter
 
-from .models import Reading, TokenKind
+from .models import Reading, RetentionStep, TokenKind
 
 MAX_SPREAD_HOURS = 24 * 31
 RESOLUTIONS = ("hour", "day", "month")
@@ -342,3 +342,12 @@ def readings_for_export(access: Access, start: datetime | None = None, end: date
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def retention_steps_for(user) -> list[RetentionStep]:
+    """Retention steps that reached into the time the customer has had a meter (the steps are
+    fleet-wide; one whose boundary is before all their occupancies touched none of their data)."""
+    starts = [access.start for access in customer_meters(user)]
+    if not starts:
+        return []
+    return list(RetentionStep.objects.filter(before__gt=min(starts)).order_by("-ran_at", "-id"))

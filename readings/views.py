@@ -26,6 +26,7 @@ from audit.services import record
 
 from . import selectors, token_services
 from .models import ApiToken, Source, TokenKind
+from .retention import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,22 @@ def home(request: HttpRequest) -> HttpResponse:
     if len(meters) == 1:
         return redirect("portal:meter", number=meters[0].meter.number)
     return render(request, "readings/home.html", {"meters": meters})
+
+
+@customer_required
+@require_GET
+def retention(request: HttpRequest) -> HttpResponse:
+    """How long the customer's readings are kept, and each retention step that reached them."""
+    policy = Policy.from_settings()
+    return render(
+        request,
+        "readings/retention.html",
+        {
+            "policy": policy,
+            "kept_from": policy.boundary(timezone.now()),
+            "steps": selectors.retention_steps_for(request.user),
+        },
+    )
 
 
 @customer_required

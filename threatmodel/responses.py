@@ -59,6 +59,14 @@ OVERSIZED_BODY = (
 AUDIT_EDIT = "audit/tests/test_chain.py::test_an_edited_record_is_named"
 AUDIT_DB = "audit/tests/test_chain.py::test_the_database_refuses_updates_and_deletes"
 DEVICE_CAPS = "devices/tests/test_caps.py::test_a_mass_rotation_over_the_cap_is_refused_whole"
+RETENTION_WINDOWS = "readings/tests/test_retention.py::test_nothing_inside_the_windows_is_touched"
+RETENTION_SUMS = (
+    "readings/tests/test_retention.py::test_daily_aggregates_equal_the_hourly_sums_they_replace"
+)
+RETENTION_SHOWN = (
+    "readings/tests/test_retention.py::test_each_step_is_audited_and_shown_to_the_customer"
+)
+RETENTION_REFUSED = "readings/tests/test_retention.py::test_a_policy_reaching_into_the_windows_is_refused_audited_and_changes_nothing"
 SIGNED_UPDATE = "meteragent/tests/test_update.py::test_unsigned_or_altered_packages_are_refused_before_unpacking"
 
 INPUT_HANDLING = Control(
@@ -429,17 +437,24 @@ RESPONSES: dict[str, Response] = {
         ),
     ),
     # --- privacy (LINDDUN)
-    "LDN01": Accepted(
-        "hourly readings are kept without a retention limit until the retention job ships",
-        "Security admin",
+    "LDN01": Control(
+        "R1",
+        "",
+        "hourly readings past the billing and dispute windows become daily totals and are deleted; old monthly partitions dropped",
+        (
+            RETENTION_WINDOWS,
+            RETENTION_SUMS,
+            "readings/tests/test_retention.py::test_old_partitions_are_dropped_and_never_recreated",
+        ),
     ),
     "LDN02": Control(
         "S10, R1",
         "PC02",
-        "readings only within the reader's own occupancy or consent",
+        "readings only within the reader's own occupancy or consent; past the windows only daily totals remain",
         (
             ACCESS_MATRIX,
             "readings/tests/test_portal_usage.py::test_usage_before_the_occupancy_is_not_shown",
+            RETENTION_SUMS,
         ),
     ),
     "LDN03": Control(
@@ -451,13 +466,20 @@ RESPONSES: dict[str, Response] = {
             "meteragent/tests/test_protocol_frame.py::test_nothing_identifying_in_clear",
         ),
     ),
-    "LDN04": Accepted(
-        "hourly readings are kept without a retention limit until the retention job ships",
-        "Security admin",
+    "LDN04": Control(
+        "R1",
+        "",
+        "the portal shows the retention policy and each retention step that reached the customer's data, and every consent granted",
+        (
+            RETENTION_SHOWN,
+            "readings/tests/test_api_access.py::test_consent_granted_in_the_portal_works_until_revoked",
+        ),
     ),
-    "LDN05": Accepted(
-        "hourly readings are kept without a retention limit until the retention job ships",
-        "Security admin",
+    "LDN05": Control(
+        "R1",
+        "",
+        "windows are never touched and a policy reaching into them is refused; aggregates equal the hourly sums; each step audited",
+        (RETENTION_WINDOWS, RETENTION_REFUSED, RETENTION_SUMS, RETENTION_SHOWN),
     ),
     "LDN06": Control(
         "S10",

@@ -77,6 +77,7 @@ ROUTES: dict[str, str] = {
     "portal:meter": PORTAL,
     "portal:usage": PORTAL,
     "portal:csv": PORTAL,
+    "portal:retention": PORTAL,
     "api:meters": API,
     "api:usage": API,
     "api-schema": API,
@@ -98,6 +99,7 @@ TASKS: dict[str, str] = {
     "billing.run_period": "Billing",
     "billing.start_due_runs": "Billing",
     "readings.ensure_partitions": WORKERS,
+    "readings.apply_retention": "Retention job",
 }
 
 # Celery queue -> the workers that consume it.
@@ -123,6 +125,7 @@ COMMANDS: dict[str, str] = {
     "seed_demo_fleet": COMMANDS_PROCESS,
     "generate_kek": COMMANDS_PROCESS,
     "import_meters": COMMANDS_PROCESS,
+    "apply_retention": "Retention job",
 }
 
 ACCOUNTS = "PostgreSQL: accounts"
@@ -165,6 +168,8 @@ STORES: dict[str, str] = {
     "readings.Reading": READINGS,
     "readings.ReadingConflict": READINGS,
     "readings.ApiToken": READINGS,
+    "readings.DailyReading": READINGS,
+    "readings.RetentionStep": READINGS,
     "smsgateway.InboundMessage": SMS,
     "smsgateway.OutboundMessage": SMS,
     "smsgateway.DeliveryReport": SMS,

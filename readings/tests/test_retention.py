@@ -1,0 +1,269 @@
+"""Retention: hourly readings past the billing and dispute windows become exact daily totals and
+are deleted, emptied monthly partitions are dropped, and every step is audited and shown to the
+customer. Nothing inside the windows is touched."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+
+import pytest
+from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from accounts.customer_testing import make_customer
+from audit.models import AuditEvent, Outcome
+from devices.tests.conftest import kek, make_meter  # noqa: F401
+from readings.models import DailyReading, Reading, RetentionAction, RetentionStep
+from readings.partitions import (
+    ensure_partitions,
+    existing_partitions,
+    partition_month,
+    partition_name,
+)
+from readings.retention import Policy, RetentionPolicyError, apply_retention
+from readings.services import datetime_to_hour, store_readings
+from readings.tasks import ensure_partitions_task
+
+pytestmark = pytest.mark.postgres  # partitions and the aggregation are PostgreSQL
+
+# Hourly readings are kept 100 days; the windows are 30 + 60 days. On NOW the boundary is
+# 1 March 2025 (the month start at or before 100 days back).
+POLICY = Policy(hourly_days=100, billing_window_days=30, dispute_window_days=60)
+NOW = datetime(2025, 6, 15, 12, tzinfo=UTC)
+BOUNDARY = datetime(2025, 3, 1, tzinfo=UTC)
+START = datetime(2025, 1, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+def partitions(db):
+    """The months around the boundary have their own partitions, whatever today is."""
+    ensure_partitions(today=NOW.date(), months_back=6, months_ahead=0)
+
+
+def put(meter, history: list[tuple[datetime, int]]) -> None:
+    rows = [(datetime_to_hour(hour), wh) for hour, wh in history]
+    store_readings(meter.pk, rows, received_at=NOW)
+
+
+def history_from(runs: list[tuple[int, int, int]], start: datetime) -> list[tuple[datetime, int]]:
+    """Runs of (hours between readings, register change, how many readings)."""
+    hour, wh, history = start, 10_000, []
+    for gap, change, repeat in runs:
+        for _ in range(repeat):
+            hour += timedelta(hours=gap)
+            wh = max(0, wh + change)
+            history.append((hour, wh))
+    return history
+
+
+def expected_days(history: list[tuple[datetime, int]], before: datetime) -> dict:
+    """What a daily total must hold, computed here from the hourly readings it replaces."""
+    days: dict[date, list[tuple[datetime, int]]] = defaultdict(list)
+    for hour, wh in history:
+        if hour < before:
+            days[hour.date()].append((hour, wh))
+    return {
+        day: (
+            rows[0][0],
+            rows[0][1],
+            rows[-1][0],
+            rows[-1][1],
+            len(rows),
+            sum(max(0, b - a) for (_, a), (_, b) in pairwise(rows)),
+        )
+        for day, rows in days.items()
+    }
+
+
+def rises(registers: list[int]) -> int:
+    return sum(max(0, b - a) for a, b in pairwise(registers))
+
+
+def stored(meter) -> list[tuple]:
+    return list(
+        Reading.objects.filter(meter=meter)
+        .order_by("hour")
+        .values_list("hour", "wh", "source", "received_at")
+    )
+
+
+runs = st.lists(
+    st.tuples(
+        st.sampled_from([1, 1, 1, 2, 5, 23, 30]),
+        st.integers(-300, 2_000),
+        st.integers(1, 150),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@pytest.mark.django_db
+@hypothesis_settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(first=runs, second=runs, offset=st.integers(0, 24 * 30))
+def test_daily_aggregates_equal_the_hourly_sums_they_replace(
+    make_meter,  # noqa: F811
+    partitions,
+    first,
+    second,
+    offset,
+):
+    DailyReading.objects.all().delete()
+    Reading.objects.all().delete()
+    meters = [make_meter(), make_meter()]
+    histories = [history_from(first, START), history_from(second, START + timedelta(hours=offset))]
+    for meter, history in zip(meters, histories, strict=True):
+        put(meter, history)
+    kept_before = [stored(meter) for meter in meters]
+
+    apply_retention(now=NOW, policy=POLICY)
+
+    for meter, history, before in zip(meters, histories, kept_before, strict=True):
+        daily = {
+            d.day: (d.first_hour, d.first_wh, d.last_hour, d.last_wh, d.readings, d.usage_wh)
+            for d in DailyReading.objects.filter(meter=meter)
+        }
+        assert daily == expected_days(history, BOUNDARY)
+        # Every hourly reading from the boundary on is untouched, and no older one is left.
+        assert stored(meter) == [row for row in before if row[0] >= BOUNDARY]
+        # The meter's whole usage, read from daily totals and the hourly readings left, is
+        # what it was: within a day from the total, across days from first and last registers.
+        days = sorted(daily.values())
+        remaining = [wh for _, wh, *_ in stored(meter)]
+        lasts = [day[3] for day in days]
+        nexts = [day[1] for day in days[1:]] + remaining[:1]
+        crossings = sum(max(0, b - a) for a, b in zip(lasts, nexts, strict=False))
+        within_days = sum(day[5] for day in days)
+        assert within_days + crossings + rises(remaining) == rises([wh for _, wh in history])
+
+
+@pytest.mark.django_db
+def test_nothing_inside_the_windows_is_touched(make_meter, partitions):  # noqa: F811
+    meter = make_meter()
+    windows_start = NOW - timedelta(days=POLICY.windows_days)
+    history = [
+        (BOUNDARY - timedelta(hours=48) + timedelta(hours=i), 1_000 + 10 * i)
+        for i in range(int((NOW - BOUNDARY).total_seconds() // 3600) + 48)
+    ]
+    put(meter, history)
+    inside_windows = [row for row in stored(meter) if row[0] >= windows_start]
+
+    apply_retention(now=NOW, policy=POLICY)
+
+    assert POLICY.boundary(NOW) == BOUNDARY <= windows_start
+    assert [row for row in stored(meter) if row[0] >= windows_start] == inside_windows
+    assert stored(meter)[0][0] == BOUNDARY  # the two days before it are now daily totals
+    assert DailyReading.objects.filter(meter=meter).count() == 2
+
+
+@given(
+    hourly=st.integers(0, 3_000),
+    billing=st.integers(0, 400),
+    dispute=st.integers(0, 1_000),
+    now=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_the_boundary_is_a_month_start_outside_every_window(hourly, billing, dispute, now):
+    policy = Policy(hourly_days=hourly, billing_window_days=billing, dispute_window_days=dispute)
+    boundary = policy.boundary(now)
+    assert boundary.day == 1 and boundary.time() == datetime.min.time()
+    assert boundary <= now - timedelta(days=hourly)
+    if policy.problem() is None:
+        assert boundary <= now - timedelta(days=billing + dispute)
+
+
+@pytest.mark.django_db
+def test_a_policy_reaching_into_the_windows_is_refused_audited_and_changes_nothing(
+    make_meter,  # noqa: F811
+    partitions,
+    settings,
+):
+    meter = make_meter()
+    put(meter, [(START + timedelta(hours=i), 100 * i) for i in range(48)])
+    before = stored(meter)
+    settings.READINGS_HOURLY_RETENTION_DAYS = 80  # the windows are 30 + 60 days
+    settings.READINGS_BILLING_WINDOW_DAYS = 30
+    settings.READINGS_DISPUTE_WINDOW_DAYS = 60
+
+    with pytest.raises(RetentionPolicyError, match="inside the billing and dispute windows"):
+        apply_retention(now=NOW)
+    with pytest.raises(CommandError, match="retention refused"):
+        call_command("apply_retention")
+
+    assert stored(meter) == before and not DailyReading.objects.exists()
+    refusal = AuditEvent.objects.filter(action="readings.retention").latest("seq")
+    assert refusal.outcome == Outcome.FAILURE
+    assert "inside the billing and dispute windows" in refusal.details["reason"]
+
+
+@pytest.mark.django_db
+def test_old_partitions_are_dropped_and_never_recreated(make_meter, partitions):  # noqa: F811
+    meter = make_meter()
+    put(meter, [(START + timedelta(hours=i), 5 * i) for i in range(24 * 50)])  # to 10 March
+    january, february, march = (partition_name(date(2025, m, 1)) for m in (1, 2, 3))
+
+    steps = apply_retention(now=NOW, policy=POLICY)
+
+    dropped = [s.detail for s in steps if s.action == RetentionAction.DROP_PARTITION]
+    assert dropped[-2:] == ["January 2025", "February 2025"]
+    assert {january, february}.isdisjoint(existing_partitions()) and march in existing_partitions()
+    months_left = {partition_month(name) for name in existing_partitions()} - {None}
+    assert min(months_left) == BOUNDARY.date()
+    assert (
+        ensure_partitions(
+            today=NOW.date(), months_back=6, months_ahead=0, not_before=POLICY.first_kept_month(NOW)
+        )
+        == []
+    )
+    # A late reading for a day already aggregated lands in the default partition and is kept
+    # (its day's total cannot take it exactly); a second run changes nothing else.
+    put(meter, [(datetime(2025, 2, 3, 7, tzinfo=UTC), 1)])
+    daily_before = list(DailyReading.objects.order_by("day").values_list())
+    assert apply_retention(now=NOW, policy=POLICY) == []
+    assert list(DailyReading.objects.order_by("day").values_list()) == daily_before
+    assert Reading.objects.filter(meter=meter, hour__lt=BOUNDARY).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_partition_task_keeps_dropped_months_dropped(settings, partitions):
+    settings.READINGS_HOURLY_RETENTION_DAYS = 760
+    boundary = Policy.from_settings().first_kept_month(datetime.now(UTC))
+    created = ensure_partitions_task()
+    assert all(name >= partition_name(boundary) for name in created)
+
+
+@pytest.mark.django_db
+def test_each_step_is_audited_and_shown_to_the_customer(make_meter, partitions, client):  # noqa: F811
+    meter = make_meter()
+    put(meter, [(START + timedelta(hours=i), 5 * i) for i in range(24 * 50)])
+    resident = make_customer("resident@example.com", meter, start=START - timedelta(days=30))
+    newcomer = make_customer("newcomer@example.com", make_meter(), start=BOUNDARY)
+
+    steps = apply_retention(now=NOW, policy=POLICY)
+
+    assert [s.action for s in steps[:2]] == [RetentionAction.AGGREGATE, RetentionAction.DELETE]
+    assert {s.action for s in steps[2:]} == {RetentionAction.DROP_PARTITION}
+    audited = AuditEvent.objects.filter(action="readings.retention").order_by("seq")
+    assert [(e.details["action"], e.details["count"]) for e in audited] == [
+        (s.action, s.count) for s in steps
+    ]
+    assert steps[0].count == 40 and steps[1].count == 40 * 24  # 20 January to 28 February
+
+    client.force_login(resident)
+    page = client.get("/portal/retention/").content.decode()
+    assert "Hourly readings summed into daily totals" in page
+    assert "Monthly table of hourly readings dropped (January 2025)" in page
+    assert "1 Mar 2025" in page
+    client.force_login(newcomer)
+    page = client.get("/portal/retention/").content.decode()
+    assert "None of your readings has reached that age yet" in page
+    assert RetentionStep.objects.count() == len(steps)
