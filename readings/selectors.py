@@ -18,7 +18,7 @@ from django.db import connection
 
 from devices.models import Meter
 
-from .models import Reading, RetentionStep, TokenKind
+from .models import DailyReading, Reading, RetentionStep, TokenKind
 
 MAX_SPREAD_HOURS = 24 * 31
 RESOLUTIONS = ("hour", "day", "month")
@@ -210,20 +210,65 @@ def _hourly_rows_python(meter_id: int, lo: datetime, hi: datetime, floor: dateti
     rows = Reading.objects.filter(meter_id=meter_id, hour__gte=first, hour__lte=hi).order_by("hour")
     previous = None
     for hour, wh in rows.values_list("hour", "wh"):
-        if previous is not None:
-            p_hour, p_wh = previous
-            n = int((hour - p_hour).total_seconds() // 3600)
-            if wh >= p_wh and 0 < n <= MAX_SPREAD_HOURS:
-                for i in range(n):
-                    h = p_hour + timedelta(hours=i)
-                    if lo <= h < hi:
-                        yield h, (wh - p_wh) / n, n > 1
+        if previous is not None and wh >= previous[1]:
+            yield from _spread(previous, (hour, wh), wh - previous[1], lo, hi)
         previous = (hour, wh)
+
+
+def _spread(
+    start: tuple[datetime, int], end: tuple[datetime, int], used: int, lo: datetime, hi: datetime
+):
+    """`used` Wh between two points spread evenly over the hours from the first, inside
+    [lo, hi); estimated when more than one hour shares it."""
+    n = int((end[0] - start[0]).total_seconds() // 3600)
+    if 0 < n <= MAX_SPREAD_HOURS:
+        for i in range(n):
+            hour = start[0] + timedelta(hours=i)
+            if lo <= hour < hi:
+                yield hour, used / n, n > 1
+
+
+def _hours_from_daily_totals(meter_id: int, lo: datetime, hi: datetime, floor: datetime):
+    """Hours whose readings the retention policy replaced by daily totals: each day's usage
+    spread over its hours, and the span to the next day's first register (or the first hourly
+    reading kept) spread as a gap is. The totals per day and month are those of the hourly
+    readings replaced; the hours within a day are estimates."""
+    days = list(
+        DailyReading.objects.filter(
+            meter_id=meter_id,
+            last_hour__gte=max(floor, lo - timedelta(hours=MAX_SPREAD_HOURS)),
+            first_hour__lt=hi,
+        ).order_by("day")
+    )
+    if not days:
+        return
+    following = (
+        Reading.objects.filter(meter_id=meter_id, hour__gt=days[-1].last_hour)
+        .order_by("hour")
+        .values_list("hour", "wh")
+        .first()
+    )
+    nexts = [(day.first_hour, day.first_wh) for day in days[1:]] + [following]
+    for day, after in zip(days, nexts, strict=True):
+        first, last = (day.first_hour, day.first_wh), (day.last_hour, day.last_wh)
+        if first[0] >= floor:
+            yield from _spread(first, last, day.usage_wh, lo, hi)
+        if after is not None and after[1] >= last[1] and last[0] >= floor:
+            yield from _spread(last, after, after[1] - last[1], lo, hi)
+
+
+def _add_hours(result: dict, resolution: str, hours) -> dict:
+    for hour, wh, estimated in hours:
+        key = bucket_start(hour, resolution)
+        total, est, count = result.get(key, (0.0, False, 0))
+        result[key] = (total + wh, est or estimated, count + 1)
+    return result
 
 
 def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> dict:
     """{bucket start: (wh, estimated, hours)} computed by the database."""
     floor = access.start
+    daily = _hours_from_daily_totals(access.meter.pk, lo, hi, floor)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
@@ -239,16 +284,16 @@ def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> d
                 },
             )
             zone = tz()
-            return {
+            rows = {
                 bucket.replace(tzinfo=zone): (wh, estimated, hours)
                 for bucket, wh, estimated, hours in cursor.fetchall()
             }
-    result: dict = {}
-    for hour, wh, estimated in _hourly_rows_python(access.meter.pk, lo, hi, floor):
-        key = bucket_start(hour, resolution)
-        total, est, count = result.get(key, (0.0, False, 0))
-        result[key] = (total + wh, est or estimated, count + 1)
-    return result
+        return _add_hours(rows, resolution, daily)
+    return _add_hours(
+        _add_hours({}, resolution, _hourly_rows_python(access.meter.pk, lo, hi, floor)),
+        resolution,
+        daily,
+    )
 
 
 def usage(access: Access, resolution: str, start: datetime, end: datetime) -> list[Bucket]:

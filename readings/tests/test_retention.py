@@ -267,3 +267,36 @@ def test_each_step_is_audited_and_shown_to_the_customer(make_meter, partitions, 
     page = client.get("/portal/retention/").content.decode()
     assert "None of your readings has reached that age yet" in page
     assert RetentionStep.objects.count() == len(steps)
+
+
+@pytest.mark.django_db
+def test_the_portal_shows_the_same_daily_and_monthly_usage_after_retention(
+    make_meter,  # noqa: F811
+    partitions,
+    client,
+):
+    meter = make_meter()
+    history = history_from(
+        [(1, 120, 300), (5, 600, 1), (1, -50, 1), (1, 90, 500), (1, 0, 40)], START
+    )
+    put(meter, history)
+    client.force_login(make_customer("resident@example.com", meter, start=START))
+    windows = {
+        "day": {"resolution": "day", "start": "2025-01-18", "end": "2025-03-20"},
+        "month": {"resolution": "month", "start": "2025-01-01", "end": "2025-04-01"},
+    }
+
+    def charts():
+        url = f"/portal/meters/{meter.number}/usage.json"
+        return {
+            name: [b["kwh"] for b in client.get(url, query).json()["buckets"]]
+            for name, query in windows.items()
+        }
+
+    before = charts()
+    apply_retention(now=NOW, policy=POLICY)
+
+    # The totals are those of the readings replaced; which hours of a day they fell in is not
+    # kept (so a day with a step backwards may now count as complete).
+    assert DailyReading.objects.filter(meter=meter).exists()
+    assert charts() == before
