@@ -37,7 +37,7 @@ WITH hourly AS (
            wh - lag(wh) OVER (PARTITION BY meter_id, (hour AT TIME ZONE 'UTC')::date
                               ORDER BY hour) AS rise
       FROM {TABLE}
-     WHERE hour < %(before)s
+     WHERE hour >= %(start)s AND hour < %(end)s
 ),
 aggregated AS (
     INSERT INTO readings_dailyreading
@@ -57,7 +57,7 @@ deleted AS (
      WHERE r.meter_id = a.meter_id
        AND r.hour >= a.day::timestamp AT TIME ZONE 'UTC'
        AND r.hour < (a.day + 1)::timestamp AT TIME ZONE 'UTC'
-       AND r.hour < %(before)s
+       AND r.hour >= %(start)s AND r.hour < %(end)s
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM aggregated), (SELECT count(*) FROM deleted)
@@ -121,18 +121,36 @@ def _step(now: datetime, action: str, before: datetime, count: int, detail: str)
     return step
 
 
+def _months_before(before: datetime) -> list[datetime]:
+    """The UTC months from the oldest hourly reading up to the boundary."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT min(hour) FROM {TABLE} WHERE hour < %s", [before])  # noqa: S608
+        oldest = cursor.fetchone()[0]
+    if oldest is None:
+        return []
+    month = oldest.astimezone(UTC).date().replace(day=1)
+    months = []
+    while (start := datetime.combine(month, datetime.min.time(), UTC)) < before:
+        months.append(start)
+        month = add_months(month, 1)
+    return months
+
+
 def _aggregate_and_delete(now: datetime, before: datetime) -> list[RetentionStep]:
-    with transaction.atomic(), connection.cursor() as cursor:
-        # One retention run at a time; ingest is not blocked (row locks only).
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [AUDIT_ACTION])
-        cursor.execute(AGGREGATE_AND_DELETE, {"before": before})
-        days, rows = cursor.fetchone()
-        if not days:
-            return []
-        return [
-            _step(now, RetentionAction.AGGREGATE, before, days, "meter-days summed"),
-            _step(now, RetentionAction.DELETE, before, rows, "hourly readings deleted"),
-        ]
+    """Month by month (one partition each, a bounded transaction each)."""
+    steps = []
+    for start in _months_before(before):
+        end = datetime.combine(add_months(start.date(), 1), datetime.min.time(), UTC)
+        with transaction.atomic(), connection.cursor() as cursor:
+            # One retention run at a time; ingest is not blocked (row locks only).
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [AUDIT_ACTION])
+            cursor.execute(AGGREGATE_AND_DELETE, {"start": start, "end": end})
+            days, rows = cursor.fetchone()
+            if days:
+                month = f"{start:%B %Y}"
+                steps.append(_step(now, RetentionAction.AGGREGATE, before, days, month))
+                steps.append(_step(now, RetentionAction.DELETE, before, rows, month))
+    return steps
 
 
 def _drop_empty_partitions(now: datetime, before: datetime) -> list[RetentionStep]:
