@@ -233,10 +233,13 @@ def _hours_from_daily_totals(meter_id: int, lo: datetime, hi: datetime, floor: d
     spread over its hours, and the span to the next day's first register (or the first hourly
     reading kept) spread as a gap is. The totals per day and month are those of the hourly
     readings replaced; the hours within a day are estimates."""
+    since = max(floor, lo - timedelta(hours=MAX_SPREAD_HOURS))
     days = list(
         DailyReading.objects.filter(
             meter_id=meter_id,
-            last_hour__gte=max(floor, lo - timedelta(hours=MAX_SPREAD_HOURS)),
+            day__gte=since.astimezone(UTC).date(),  # the (meter, day) index bounds the scan
+            day__lte=hi.astimezone(UTC).date(),
+            last_hour__gte=since,
             first_hour__lt=hi,
         ).order_by("day")
     )
