@@ -67,7 +67,8 @@ class DailyReading(models.Model):
 
     The first and last register values keep totals across days exact; `usage_wh` is the sum of
     the register's rises between that day's consecutive hourly readings, as the portal counts
-    usage (a step backwards counts nothing).
+    usage (a step backwards counts nothing). `hours_with_usage` keeps which hours had a usage
+    figure (bit i: the hour from i:00 UTC), so a day with a step backwards stays incomplete.
     """
 
     meter = models.ForeignKey("devices.Meter", on_delete=models.PROTECT, related_name="+")
@@ -78,6 +79,7 @@ class DailyReading(models.Model):
     last_wh = models.BigIntegerField()
     readings = models.PositiveSmallIntegerField()
     usage_wh = models.BigIntegerField()
+    hours_with_usage = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -94,6 +96,7 @@ class DailyReading(models.Model):
 class RetentionAction(models.TextChoices):
     AGGREGATE = "aggregate", "Hourly readings summed into daily totals"
     DELETE = "delete", "Hourly readings deleted"
+    FOLD_LATE = "fold_late", "Late hourly readings added to daily totals and deleted"
     DROP_PARTITION = "drop_partition", "Monthly table of hourly readings dropped"
 
 

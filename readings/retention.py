@@ -11,7 +11,8 @@ is ever read for deletion.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
@@ -20,7 +21,8 @@ from django.db import connection, transaction
 from audit.models import Outcome
 from audit.services import record
 
-from .models import RetentionAction, RetentionStep
+from .daily import DaySummary, fold_late
+from .models import DailyReading, RetentionAction, RetentionStep
 from .partitions import TABLE, add_months, existing_partitions, partition_month
 
 logger = logging.getLogger(__name__)
@@ -30,22 +32,28 @@ AUDIT_ACTION = "readings.retention"
 
 # One statement: what is aggregated is exactly what is deleted (both see one snapshot; a reading
 # arriving meanwhile for an old day is neither). Days already aggregated are left alone
-# (ON CONFLICT DO NOTHING), and so are their late readings.
+# (ON CONFLICT DO NOTHING); their late readings are folded in by FOLD_LATE first.
+# hours_with_usage: the hours [previous reading, reading) of every span the register did not fall.
 AGGREGATE_AND_DELETE = f"""
 WITH hourly AS (
     SELECT meter_id, hour, wh, (hour AT TIME ZONE 'UTC')::date AS day,
-           wh - lag(wh) OVER (PARTITION BY meter_id, (hour AT TIME ZONE 'UTC')::date
-                              ORDER BY hour) AS rise
+           wh - lag(wh) OVER day AS rise, lag(hour) OVER day AS prev_hour
       FROM {TABLE}
      WHERE hour >= %(start)s AND hour < %(end)s
+    WINDOW day AS (PARTITION BY meter_id, (hour AT TIME ZONE 'UTC')::date ORDER BY hour)
 ),
 aggregated AS (
     INSERT INTO readings_dailyreading
-        (meter_id, day, first_hour, first_wh, last_hour, last_wh, readings, usage_wh)
+        (meter_id, day, first_hour, first_wh, last_hour, last_wh, readings, usage_wh,
+         hours_with_usage)
     SELECT meter_id, day,
            min(hour), (array_agg(wh ORDER BY hour))[1],
            max(hour), (array_agg(wh ORDER BY hour DESC))[1],
-           count(*), coalesce(sum(greatest(rise, 0)), 0)
+           count(*), coalesce(sum(greatest(rise, 0)), 0),
+           coalesce(sum(CASE WHEN rise >= 0
+                             THEN (1 << extract(hour FROM hour AT TIME ZONE 'UTC')::int)
+                                - (1 << extract(hour FROM prev_hour AT TIME ZONE 'UTC')::int)
+                        END), 0)
       FROM hourly
      GROUP BY meter_id, day
     ON CONFLICT (meter_id, day) DO NOTHING
@@ -61,6 +69,17 @@ deleted AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM aggregated), (SELECT count(*) FROM deleted)
+"""  # noqa: S608 - identifiers are ours, values are parameters
+
+# Hourly readings stored after their day was aggregated, with that day locked.
+LATE_READINGS = f"""
+SELECT d.id, r.hour, r.wh
+  FROM {TABLE} r
+  JOIN readings_dailyreading d
+    ON d.meter_id = r.meter_id AND d.day = (r.hour AT TIME ZONE 'UTC')::date
+ WHERE r.hour >= %(start)s AND r.hour < %(end)s
+ ORDER BY d.id, r.hour
+   FOR UPDATE OF d
 """  # noqa: S608 - identifiers are ours, values are parameters
 
 
@@ -136,18 +155,49 @@ def _months_before(before: datetime) -> list[datetime]:
     return months
 
 
+def _fold_late_readings(cursor, start: datetime, end: datetime) -> tuple[int, int]:
+    """Fold the month's late hourly readings into their days' totals and delete them. Returns
+    (readings folded, of which within a day's span and so already counted)."""
+    cursor.execute(LATE_READINGS, {"start": start, "end": end})
+    late: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for daily_id, hour, wh in cursor.fetchall():
+        late[daily_id].append((hour, wh))
+    folded = within = 0
+    for daily in DailyReading.objects.filter(pk__in=late):
+        summary, covered = fold_late(DaySummary.of(daily), late[daily.pk])
+        DailyReading.objects.filter(pk=daily.pk).update(**asdict(summary))
+        cursor.execute(
+            f"DELETE FROM {TABLE} WHERE meter_id = %s AND hour = ANY(%s)",  # noqa: S608
+            [daily.meter_id, [hour for hour, _ in late[daily.pk]]],
+        )
+        folded += cursor.rowcount
+        within += len(covered)
+        if covered:
+            logger.info(
+                "retention: %s late readings of meter %s on %s were within the day's readings",
+                len(covered),
+                daily.meter_id,
+                daily.day,
+            )
+    return folded, within
+
+
 def _aggregate_and_delete(now: datetime, before: datetime) -> list[RetentionStep]:
     """Month by month (one partition each, a bounded transaction each)."""
     steps = []
     for start in _months_before(before):
         end = datetime.combine(add_months(start.date(), 1), datetime.min.time(), UTC)
+        month = f"{start:%B %Y}"
         with transaction.atomic(), connection.cursor() as cursor:
             # One retention run at a time; ingest is not blocked (row locks only).
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [AUDIT_ACTION])
+            folded, within = _fold_late_readings(cursor, start, end)
+            if folded:
+                detail = f"{month}, {within} within a day's readings" if within else month
+                steps.append(_step(now, RetentionAction.FOLD_LATE, before, folded, detail))
             cursor.execute(AGGREGATE_AND_DELETE, {"start": start, "end": end})
             days, rows = cursor.fetchone()
             if days:
-                month = f"{start:%B %Y}"
                 steps.append(_step(now, RetentionAction.AGGREGATE, before, days, month))
                 steps.append(_step(now, RetentionAction.DELETE, before, rows, month))
     return steps

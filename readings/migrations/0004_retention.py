@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('ran_at', models.DateTimeField()),
-                ('action', models.CharField(choices=[('aggregate', 'Hourly readings summed into daily totals'), ('delete', 'Hourly readings deleted'), ('drop_partition', 'Monthly table of hourly readings dropped')], max_length=20)),
+                ('action', models.CharField(choices=[('aggregate', 'Hourly readings summed into daily totals'), ('delete', 'Hourly readings deleted'), ('fold_late', 'Late hourly readings added to daily totals and deleted'), ('drop_partition', 'Monthly table of hourly readings dropped')], max_length=20)),
                 ('before', models.DateTimeField()),
                 ('count', models.BigIntegerField()),
                 ('detail', models.CharField(blank=True, max_length=200)),
@@ -37,6 +37,7 @@ class Migration(migrations.Migration):
                 ('last_wh', models.BigIntegerField()),
                 ('readings', models.PositiveSmallIntegerField()),
                 ('usage_wh', models.BigIntegerField()),
+                ('hours_with_usage', models.IntegerField(default=0)),
                 ('meter', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='devices.meter')),
             ],
             options={

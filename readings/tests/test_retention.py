@@ -4,7 +4,9 @@ customer. Nothing inside the windows is touched."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import csv
+import io
+from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
@@ -25,6 +27,7 @@ from readings.partitions import (
     partition_name,
 )
 from readings.retention import Policy, RetentionPolicyError, apply_retention
+from readings.selectors import Access, usage
 from readings.services import datetime_to_hour, store_readings
 from readings.tasks import ensure_partitions_task
 
@@ -61,9 +64,10 @@ def history_from(runs: list[tuple[int, int, int]], start: datetime) -> list[tupl
 
 
 def expected_days(history: list[tuple[datetime, int]], before: datetime) -> dict:
-    """What a daily total must hold, computed here from the hourly readings it replaces."""
+    """What a daily total must hold, computed here from the hourly readings it replaces: the
+    last field is the set of hours that had a usage figure (spans the register did not fall)."""
     days: dict[date, list[tuple[datetime, int]]] = defaultdict(list)
-    for hour, wh in history:
+    for hour, wh in sorted(history):
         if hour < before:
             days[hour.date()].append((hour, wh))
     return {
@@ -74,8 +78,24 @@ def expected_days(history: list[tuple[datetime, int]], before: datetime) -> dict
             rows[-1][1],
             len(rows),
             sum(max(0, b - a) for (_, a), (_, b) in pairwise(rows)),
+            {h for (t0, a), (t1, b) in pairwise(rows) if b >= a for h in range(t0.hour, t1.hour)},
         )
         for day, rows in days.items()
+    }
+
+
+def daily_of(meter) -> dict:
+    return {
+        d.day: (
+            d.first_hour,
+            d.first_wh,
+            d.last_hour,
+            d.last_wh,
+            d.readings,
+            d.usage_wh,
+            {h for h in range(24) if d.hours_with_usage >> h & 1},
+        )
+        for d in DailyReading.objects.filter(meter=meter)
     }
 
 
@@ -127,10 +147,7 @@ def test_daily_aggregates_equal_the_hourly_sums_they_replace(
     apply_retention(now=NOW, policy=POLICY)
 
     for meter, history, before in zip(meters, histories, kept_before, strict=True):
-        daily = {
-            d.day: (d.first_hour, d.first_wh, d.last_hour, d.last_wh, d.readings, d.usage_wh)
-            for d in DailyReading.objects.filter(meter=meter)
-        }
+        daily = daily_of(meter)
         assert daily == expected_days(history, BOUNDARY)
         # Every hourly reading from the boundary on is untouched, and no older one is left.
         assert stored(meter) == [row for row in before if row[0] >= BOUNDARY]
@@ -224,13 +241,14 @@ def test_old_partitions_are_dropped_and_never_recreated(make_meter, partitions):
         )
         == []
     )
-    # A late reading for a day already aggregated lands in the default partition and is kept
-    # (its day's total cannot take it exactly); a second run changes nothing else.
+    # A late reading for a dropped month lands in the default partition; the next run folds it
+    # into its day and drops nothing more.
     put(meter, [(datetime(2025, 2, 3, 7, tzinfo=UTC), 1)])
-    daily_before = list(DailyReading.objects.order_by("day").values_list())
-    assert apply_retention(now=NOW, policy=POLICY) == []
-    assert list(DailyReading.objects.order_by("day").values_list()) == daily_before
-    assert Reading.objects.filter(meter=meter, hour__lt=BOUNDARY).count() == 1
+    steps = apply_retention(now=NOW, policy=POLICY)
+    assert [(s.action, s.count, s.detail) for s in steps] == [
+        (RetentionAction.FOLD_LATE, 1, "February 2025, 1 within a day's readings")
+    ]
+    assert not Reading.objects.filter(meter=meter, hour__lt=BOUNDARY).exists()
 
 
 @pytest.mark.django_db
@@ -292,14 +310,148 @@ def test_the_portal_shows_the_same_daily_and_monthly_usage_after_retention(
     def charts():
         url = f"/portal/meters/{meter.number}/usage.json"
         return {
-            name: [b["kwh"] for b in client.get(url, query).json()["buckets"]]
+            name: [(b["kwh"], b["complete"]) for b in client.get(url, query).json()["buckets"]]
             for name, query in windows.items()
         }
 
     before = charts()
     apply_retention(now=NOW, policy=POLICY)
 
-    # The totals are those of the readings replaced; which hours of a day they fell in is not
-    # kept (so a day with a step backwards may now count as complete).
+    # The totals and completeness are those of the readings replaced (the history has a step
+    # backwards: that day stays incomplete).
     assert DailyReading.objects.filter(meter=meter).exists()
     assert charts() == before
+    assert any(kwh and not complete for kwh, complete in before["day"])
+
+
+WINDOWS = {
+    "day": (datetime(2025, 1, 15, tzinfo=UTC), datetime(2025, 3, 25, tzinfo=UTC)),
+    "month": (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)),
+}
+
+
+def figures(meter) -> dict:
+    """The portal's daily and monthly usage and counted hours (completeness)."""
+    access = Access(meter, START - timedelta(days=3), None)
+    return {
+        name: [(b.wh, b.hours) for b in usage(access, name, *window)]
+        for name, window in WINDOWS.items()
+    }
+
+
+def assert_same_figures(got: dict, expected: dict) -> None:
+    for name, buckets in expected.items():
+        assert [hours for _, hours in got[name]] == [hours for _, hours in buckets], name
+        for (wh, _), (want, _) in zip(got[name], buckets, strict=True):
+            assert (wh is None) == (want is None) and abs((wh or 0) - (want or 0)) < 1e-6, name
+
+
+@pytest.mark.django_db
+@hypothesis_settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history_runs=runs, data=st.data())
+def test_late_readings_count_as_if_they_had_arrived_on_time(
+    make_meter,  # noqa: F811
+    partitions,
+    history_runs,
+    data,
+):
+    """Readings held back from the start or end of days are stored after retention aggregated
+    the rest: the portal's figures are those of the whole history at once, before the next run
+    folds them in and after, and the daily totals are those of the whole history."""
+    DailyReading.objects.all().delete()
+    Reading.objects.all().delete()
+    meter = make_meter()
+    history = history_from(history_runs, START)
+    put(meter, history)
+    on_time = figures(meter)
+    days: dict[date, list] = defaultdict(list)
+    for row in history:
+        days[row[0].date()].append(row)
+    late = []
+    for rows in days.values():
+        first = data.draw(st.integers(0, len(rows)))
+        last = data.draw(st.integers(0, len(rows) - first))
+        late += rows[:first] + rows[len(rows) - last :]
+    Reading.objects.filter(meter=meter, hour__in=[hour for hour, _ in late]).delete()
+    apply_retention(now=NOW, policy=POLICY)
+    put(meter, late)
+
+    assert_same_figures(figures(meter), on_time)
+    steps = apply_retention(now=NOW, policy=POLICY)
+    assert_same_figures(figures(meter), on_time)
+    assert daily_of(meter) == expected_days(history, BOUNDARY)
+    assert not Reading.objects.filter(meter=meter, hour__lt=BOUNDARY).exists()
+    folded = [s for s in steps if s.action == RetentionAction.FOLD_LATE]
+    late_per_day = Counter(hour.date() for hour, _ in late)
+    on_aggregated_days = sum(
+        n for day, n in late_per_day.items() if day < BOUNDARY.date() and n < len(days[day])
+    )
+    assert sum(s.count for s in folded) == on_aggregated_days
+
+
+@pytest.mark.django_db
+def test_a_resent_reading_within_an_aggregated_day_changes_nothing(make_meter, partitions):  # noqa: F811
+    meter = make_meter()
+    put(meter, [(START + timedelta(hours=i), 10 * i + (500 if i > 30 else 0)) for i in range(72)])
+    apply_retention(now=NOW, policy=POLICY)
+    daily = daily_of(meter)
+    shown = figures(meter)
+
+    put(meter, [(START + timedelta(hours=30), 300), (START + timedelta(hours=40), 999_999)])
+    assert_same_figures(figures(meter), shown)
+    steps = apply_retention(now=NOW, policy=POLICY)
+
+    assert daily_of(meter) == daily and not Reading.objects.filter(meter=meter).exists()
+    assert [(s.action, s.count, s.detail) for s in steps] == [
+        (RetentionAction.FOLD_LATE, 2, "January 2025, 2 within a day's readings")
+    ]
+    audited = AuditEvent.objects.filter(action="readings.retention").latest("seq")
+    assert audited.details["action"] == RetentionAction.FOLD_LATE and audited.details["count"] == 2
+
+
+def export(client, meter) -> list[list[str]]:
+    response = client.get(f"/portal/meters/{meter.number}/readings.csv")
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+@pytest.mark.django_db
+def test_the_export_covers_daily_totals_and_late_readings(make_meter, partitions, client):  # noqa: F811
+    meter = make_meter()
+    history = history_from(
+        [(1, 120, 300), (5, 600, 1), (1, -50, 1), (1, 90, 500), (1, 10, 400)], START
+    )
+    put(meter, history)
+    client.force_login(make_customer("resident@example.com", meter, start=START))
+    before = export(client, meter)
+
+    apply_retention(now=NOW, policy=POLICY)
+    late_hour = datetime(2025, 1, 20, 0, tzinfo=UTC)  # before the first reading, on an old day
+    put(meter, [(late_hour, 9_000)])
+    rows = export(client, meter)
+
+    assert rows[0][-1] == "period" and before[0] == rows[0]
+    daily = [row for row in rows[1:] if row[-1] == "day"]
+    hourly = [row for row in rows[1:] if row[-1] == "hour"]
+    expected = expected_days([*history, (late_hour, 9_000)], BOUNDARY)
+    assert [row[0] for row in daily] == [
+        datetime.combine(day, datetime.min.time(), UTC).isoformat() for day in sorted(expected)
+    ]
+    assert daily[0][3] == f"daily total of {expected[min(expected)][4]} hourly readings"
+    assert [row[0] for row in hourly] == [r[0] for r in before[1:] if r[0] >= BOUNDARY.isoformat()]
+    # The used column adds up to the same whole usage, daily totals included.
+    late_rise = (history[0][1] - 9_000) if history[0][1] > 9_000 else 0
+    used = sum(float(row[2] or 0) for row in rows[1:])
+    assert used == pytest.approx(sum(float(r[2] or 0) for r in before[1:]) + late_rise / 1000)
+    assert [row[1] for row in daily] == [
+        f"{expected[day][3] / 1000:.3f}" for day in sorted(expected)
+    ]
+
+
+@pytest.mark.django_db
+def test_the_customer_navigation_links_the_retention_page(make_meter, client):  # noqa: F811
+    client.force_login(make_customer("resident@example.com", make_meter(), start=START))
+    assert 'href="/portal/retention/"' in client.get("/accounts/settings/").content.decode()
