@@ -163,7 +163,7 @@ def _fold_late_readings(cursor, start: datetime, end: datetime) -> tuple[int, in
     for daily_id, hour, wh in cursor.fetchall():
         late[daily_id].append((hour, wh))
     folded = within = 0
-    for daily in DailyReading.objects.filter(pk__in=late):
+    for daily in DailyReading.objects.filter(pk__in=list(late)):
         summary, covered = fold_late(DaySummary.of(daily), late[daily.pk])
         DailyReading.objects.filter(pk=daily.pk).update(**asdict(summary))
         cursor.execute(
