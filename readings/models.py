@@ -61,6 +61,63 @@ class ReadingConflict(models.Model):
         return f"{self.meter_id} {self.hour}: {self.stored_wh} ≠ {self.received_wh}"
 
 
+class DailyReading(models.Model):
+    """One meter's readings of one UTC day, kept after its hourly readings are deleted by the
+    retention policy (readings/retention.py).
+
+    The first and last register values keep totals across days exact; `usage_wh` is the sum of
+    the register's rises between that day's consecutive hourly readings, as the portal counts
+    usage (a step backwards counts nothing). `hours_with_usage` keeps which hours had a usage
+    figure (bit i: the hour from i:00 UTC), so a day with a step backwards stays incomplete.
+    """
+
+    meter = models.ForeignKey("devices.Meter", on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    first_hour = models.DateTimeField()
+    first_wh = models.BigIntegerField()
+    last_hour = models.DateTimeField()
+    last_wh = models.BigIntegerField()
+    readings = models.PositiveSmallIntegerField()
+    usage_wh = models.BigIntegerField()
+    hours_with_usage = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "day"], name="daily_reading_once"),
+            models.CheckConstraint(
+                condition=models.Q(usage_wh__gte=0), name="daily_reading_usage_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.day}: {self.usage_wh} Wh"
+
+
+class RetentionAction(models.TextChoices):
+    AGGREGATE = "aggregate", "Hourly readings summed into daily totals"
+    DELETE = "delete", "Hourly readings deleted"
+    FOLD_LATE = "fold_late", "Late hourly readings added to daily totals and deleted"
+    DROP_PARTITION = "drop_partition", "Monthly table of hourly readings dropped"
+
+
+class RetentionStep(models.Model):
+    """One step of a retention run over the whole fleet, shown to customers in the portal (the
+    audit log holds the same step, tamper-evident). `before` is the boundary: the step touched
+    only hourly readings older than it."""
+
+    ran_at = models.DateTimeField()
+    action = models.CharField(max_length=20, choices=RetentionAction.choices)
+    before = models.DateTimeField()
+    count = models.BigIntegerField()
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-ran_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.ran_at:%Y-%m-%d} {self.action} before {self.before:%Y-%m-%d}: {self.count}"
+
+
 # --- Customer API tokens and third-party consent (issue 7) ---
 
 

@@ -33,13 +33,24 @@ def _month_start(day: date) -> date:
     return day.replace(day=1)
 
 
-def _add_months(day: date, months: int) -> date:
+def add_months(day: date, months: int) -> date:
     index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
 
 
 def partition_name(month: date) -> str:
     return f"{TABLE}_y{month.year:04d}m{month.month:02d}"
+
+
+def partition_month(name: str) -> date | None:
+    """The month a partition named by `partition_name` holds; None for any other table."""
+    prefix = f"{TABLE}_y"
+    if not name.startswith(prefix):
+        return None
+    year, _, month = name.removeprefix(prefix).partition("m")
+    if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
+        return None
+    return date(int(year), int(month), 1)
 
 
 def existing_partitions(connection=default_connection) -> set[str]:
@@ -53,23 +64,29 @@ def existing_partitions(connection=default_connection) -> set[str]:
 
 
 def ensure_partitions(
-    *, today: date | None = None, months_back: int = 24, months_ahead: int = 3, connection=None
+    *,
+    today: date | None = None,
+    months_back: int = 24,
+    months_ahead: int = 3,
+    not_before: date | None = None,
+    connection=None,
 ) -> list[str]:
-    """Create the monthly partitions from `months_back` before to `months_ahead` after today.
-    Returns the names created. Does nothing on databases other than PostgreSQL."""
+    """Create the monthly partitions from `months_back` before to `months_ahead` after today,
+    none for a month before `not_before` (the retention policy dropped those). Returns the names
+    created. Does nothing on databases other than PostgreSQL."""
     connection = connection or default_connection
     if connection.vendor != "postgresql":
         return []
     today = today or datetime.now(UTC).date()
-    first = _add_months(_month_start(today), -months_back)
+    first = add_months(_month_start(today), -months_back)
     have = existing_partitions(connection)
     created = []
     for offset in range(months_back + months_ahead + 1):
-        start = _add_months(first, offset)
+        start = add_months(first, offset)
         name = partition_name(start)
-        if name in have:
+        if name in have or (not_before and start < not_before):
             continue
-        end = _add_months(start, 1)
+        end = add_months(start, 1)
         bounds = [f"{start.isoformat()} 00:00+00", f"{end.isoformat()} 00:00+00"]
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
             # Rows that landed in DEFAULT for this month move into the new partition.

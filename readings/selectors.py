@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -18,7 +18,8 @@ from django.db import connection
 
 from devices.models import Meter
 
-from .models import Reading, TokenKind
+from .daily import DaySummary, fold_late
+from .models import DailyReading, Reading, RetentionStep, TokenKind
 
 MAX_SPREAD_HOURS = 24 * 31
 RESOLUTIONS = ("hour", "day", "month")
@@ -166,13 +167,15 @@ _USAGE_SQL = """
 WITH first AS (
     SELECT COALESCE(
         (SELECT max(hour) FROM readings_reading
-          WHERE meter_id = %(meter)s AND hour <= %(lo)s AND hour >= %(floor)s),
+          WHERE meter_id = %(meter)s AND hour <= %(lo)s AND hour >= %(floor)s
+            AND hour >= %(cutoff)s),
         %(lo)s) AS hour
 ),
 r AS (
     SELECT rr.hour, rr.wh, lag(rr.hour) OVER w AS prev_hour, lag(rr.wh) OVER w AS prev_wh
       FROM readings_reading rr, first
      WHERE rr.meter_id = %(meter)s AND rr.hour >= first.hour AND rr.hour <= %(hi)s
+       AND rr.hour >= %(cutoff)s
     WINDOW w AS (ORDER BY rr.hour)
 ),
 spans AS (
@@ -199,56 +202,173 @@ SELECT date_trunc(%(unit)s, hour AT TIME ZONE %(tz)s) AS bucket,
 """
 
 
-def _hourly_rows_python(meter_id: int, lo: datetime, hi: datetime, floor: datetime):
+def _hourly_rows_python(
+    meter_id: int, lo: datetime, hi: datetime, floor: datetime, cutoff: datetime
+):
     """The same computation for SQLite (the embedded demo only): small data, plain Python."""
     first = (
-        Reading.objects.filter(meter_id=meter_id, hour__lte=lo, hour__gte=floor)
+        Reading.objects.filter(meter_id=meter_id, hour__lte=lo, hour__gte=max(floor, cutoff))
         .order_by("-hour")
         .values_list("hour", flat=True)
         .first()
     ) or lo
-    rows = Reading.objects.filter(meter_id=meter_id, hour__gte=first, hour__lte=hi).order_by("hour")
+    rows = Reading.objects.filter(
+        meter_id=meter_id, hour__gte=max(first, cutoff), hour__lte=hi
+    ).order_by("hour")
     previous = None
     for hour, wh in rows.values_list("hour", "wh"):
-        if previous is not None:
-            p_hour, p_wh = previous
-            n = int((hour - p_hour).total_seconds() // 3600)
-            if wh >= p_wh and 0 < n <= MAX_SPREAD_HOURS:
-                for i in range(n):
-                    h = p_hour + timedelta(hours=i)
-                    if lo <= h < hi:
-                        yield h, (wh - p_wh) / n, n > 1
+        if previous is not None and wh >= previous[1]:
+            yield from _spread(previous, (hour, wh), wh - previous[1], lo, hi)
         previous = (hour, wh)
 
 
-def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> dict:
-    """{bucket start: (wh, estimated, hours)} computed by the database."""
-    floor = access.start
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _USAGE_SQL,
-                {
-                    "meter": access.meter.pk,
-                    "lo": lo,
-                    "hi": hi,
-                    "floor": floor,
-                    "unit": resolution,
-                    "tz": settings.TIME_ZONE,
-                    "max_spread": MAX_SPREAD_HOURS,
-                },
-            )
-            zone = tz()
-            return {
-                bucket.replace(tzinfo=zone): (wh, estimated, hours)
-                for bucket, wh, estimated, hours in cursor.fetchall()
-            }
-    result: dict = {}
-    for hour, wh, estimated in _hourly_rows_python(access.meter.pk, lo, hi, floor):
+def _spread(
+    start: tuple[datetime, int], end: tuple[datetime, int], used: int, lo: datetime, hi: datetime
+):
+    """`used` Wh between two points spread evenly over the hours from the first, inside
+    [lo, hi); estimated when more than one hour shares it."""
+    n = int((end[0] - start[0]).total_seconds() // 3600)
+    if 0 < n <= MAX_SPREAD_HOURS:
+        for i in range(n):
+            hour = start[0] + timedelta(hours=i)
+            if lo <= hour < hi:
+                yield hour, used / n, n > 1
+
+
+def daily_cutoff(meter_id: int) -> datetime | None:
+    """The end of the meter's last day the retention policy aggregated: before it, the meter's
+    history is its daily totals and the hourly readings that arrived late (`old_segments`)."""
+    last = (
+        DailyReading.objects.filter(meter_id=meter_id)
+        .order_by("-day")
+        .values_list("day", flat=True)
+        .first()
+    )
+    return None if last is None else datetime.combine(last, time.min, UTC) + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of history before the cutoff: an aggregated day (late readings folded in as
+    the retention job will fold them) or a late hourly reading of a day not yet aggregated."""
+
+    summary: DaySummary
+    reading: tuple | None  # (hour, wh, source, received_at) of a late hourly reading
+
+
+def old_segments(meter_id: int, since: datetime, until: datetime, cutoff: datetime) -> list:
+    """The segments of the UTC days from `since` to `until` (both included), in order."""
+    first_day, last_day = since.astimezone(UTC).date(), until.astimezone(UTC).date()
+    days = {
+        d.day: d
+        for d in DailyReading.objects.filter(
+            meter_id=meter_id, day__gte=first_day, day__lte=last_day
+        )
+    }
+    late = Reading.objects.filter(
+        meter_id=meter_id,
+        hour__gte=datetime.combine(first_day, time.min, UTC),
+        hour__lt=min(cutoff, datetime.combine(last_day, time.min, UTC) + timedelta(days=1)),
+    ).order_by("hour")
+    late_by_day: dict = {}
+    segments = []
+    for hour, wh, source, received in late.values_list("hour", "wh", "source", "received_at"):
+        day = hour.astimezone(UTC).date()
+        if day in days:
+            late_by_day.setdefault(day, []).append((hour, wh))
+        else:
+            segments.append(Segment(DaySummary.of_reading(hour, wh), (hour, wh, source, received)))
+    for day, daily in days.items():
+        summary, _ = fold_late(DaySummary.of(daily), late_by_day.get(day, []))
+        segments.append(Segment(summary, None))
+    return sorted(segments, key=lambda segment: segment.summary.first_hour)
+
+
+def _next_point(meter_id: int, after: datetime) -> tuple[datetime, int] | None:
+    """The first register value after `after`: a day's first or an hourly reading."""
+    points = [
+        DailyReading.objects.filter(meter_id=meter_id, first_hour__gt=after)
+        .order_by("day")
+        .values_list("first_hour", "first_wh")
+        .first(),
+        Reading.objects.filter(meter_id=meter_id, hour__gt=after)
+        .order_by("hour")
+        .values_list("hour", "wh")
+        .first(),
+    ]
+    return min((p for p in points if p is not None), default=None)
+
+
+def _spread_hours_of_day(day: DaySummary, lo: datetime, hi: datetime):
+    """A day's usage spread evenly over the hours that had a usage figure (estimated when more
+    than one hour shares it)."""
+    start = datetime.combine(day.first_hour.astimezone(UTC).date(), time.min, UTC)
+    count = day.hour_count()
+    for i in range(24):
+        hour = start + timedelta(hours=i)
+        if day.hours_with_usage >> i & 1 and lo <= hour < hi:
+            yield hour, day.usage_wh / count, count > 1
+
+
+def _hours_before_cutoff(meter_id: int, lo: datetime, hi: datetime, floor: datetime, cutoff):
+    """Hours whose readings the retention policy replaced by daily totals: each day's usage
+    spread over its hours that had a figure, and the spans between segments (and from the last
+    to the next register value) spread as a gap is. The totals and counted hours per day and
+    month are those of the hourly readings replaced; the hours within a day are estimates."""
+    since = max(floor, lo - timedelta(hours=MAX_SPREAD_HOURS))
+    if since >= cutoff:
+        return
+    segments = [s.summary for s in old_segments(meter_id, since, min(hi, cutoff), cutoff)]
+    segments = [s for s in segments if s.last_hour >= since and s.first_hour < hi]
+    if not segments:
+        return
+    nexts = [(s.first_hour, s.first_wh) for s in segments[1:]]
+    nexts.append(_next_point(meter_id, segments[-1].last_hour))
+    for day, after in zip(segments, nexts, strict=True):
+        if day.first_hour >= floor:
+            yield from _spread_hours_of_day(day, lo, hi)
+        if after is not None and after[1] >= day.last_wh and day.last_hour >= floor:
+            yield from _spread((day.last_hour, day.last_wh), after, after[1] - day.last_wh, lo, hi)
+
+
+def _add_hours(result: dict, resolution: str, hours) -> dict:
+    for hour, wh, estimated in hours:
         key = bucket_start(hour, resolution)
         total, est, count = result.get(key, (0.0, False, 0))
         result[key] = (total + wh, est or estimated, count + 1)
     return result
+
+
+def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> dict:
+    """{bucket start: (wh, estimated, hours)}: hourly readings from the cutoff on computed by
+    the database, the daily totals (and late readings) before it here."""
+    floor = access.start
+    cutoff = daily_cutoff(access.meter.pk)
+    daily = _hours_before_cutoff(access.meter.pk, lo, hi, floor, cutoff) if cutoff else ()
+    cutoff = cutoff or floor
+    if connection.vendor != "postgresql":
+        hourly = _hourly_rows_python(access.meter.pk, lo, hi, floor, cutoff)
+        return _add_hours(_add_hours({}, resolution, hourly), resolution, daily)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _USAGE_SQL,
+            {
+                "meter": access.meter.pk,
+                "lo": lo,
+                "hi": hi,
+                "floor": floor,
+                "cutoff": cutoff,
+                "unit": resolution,
+                "tz": settings.TIME_ZONE,
+                "max_spread": MAX_SPREAD_HOURS,
+            },
+        )
+        zone = tz()
+        rows = {
+            bucket.replace(tzinfo=zone): (wh, estimated, hours)
+            for bucket, wh, estimated, hours in cursor.fetchall()
+        }
+    return _add_hours(rows, resolution, daily)
 
 
 def usage(access: Access, resolution: str, start: datetime, end: datetime) -> list[Bucket]:
@@ -326,19 +446,59 @@ def current_reading(access: Access) -> CurrentReading | None:
     return CurrentReading(row[0], row[1] / 1000, row[2])
 
 
+@dataclass(frozen=True)
+class ExportRow:
+    """An hourly reading, or a daily total where the retention policy deleted the hours."""
+
+    hour: datetime  # the reading's hour; a daily total's day start (UTC)
+    first_wh: int
+    last_wh: int
+    usage_wh: int  # usage between a daily total's first and last readings; 0 for an hour
+    readings: int
+    source: int | None  # None: a daily total
+    received_at: datetime | None
+
+    @property
+    def is_daily_total(self) -> bool:
+        return self.source is None
+
+
+def _export_row(segment: Segment) -> ExportRow:
+    if segment.reading is not None:
+        hour, wh, source, received = segment.reading
+        return ExportRow(hour, wh, wh, 0, 1, source, received)
+    day = segment.summary
+    start = datetime.combine(day.first_hour.astimezone(UTC).date(), time.min, UTC)
+    return ExportRow(start, day.first_wh, day.last_wh, day.usage_wh, day.readings, None, None)
+
+
 def readings_for_export(access: Access, start: datetime | None = None, end: datetime | None = None):
-    """The raw hourly register values in the viewer's period, oldest first, streamed."""
+    """The viewer's whole history in their period, oldest first, streamed: daily totals (and
+    late hourly readings) before the cutoff as the portal counts them, then hourly readings."""
     lo = max(start or access.start, access.start)
-    qs = Reading.objects.filter(meter=access.meter, hour__gte=lo)
     hi = min(x for x in (end, access.end) if x) if (end or access.end) else None
+    cutoff = daily_cutoff(access.meter.pk)
+    if cutoff and lo < cutoff:
+        until = min(hi, cutoff) if hi else cutoff
+        for segment in old_segments(access.meter.pk, lo, until, cutoff):
+            if segment.summary.first_hour >= lo and (hi is None or segment.summary.last_hour < hi):
+                yield _export_row(segment)
+    qs = Reading.objects.filter(meter=access.meter, hour__gte=max(lo, cutoff or lo))
     if hi:
         qs = qs.filter(hour__lt=hi)
-    return (
-        qs.order_by("hour")
-        .values_list("hour", "wh", "source", "received_at")
-        .iterator(chunk_size=2000)
-    )
+    rows = qs.order_by("hour").values_list("hour", "wh", "source", "received_at")
+    for hour, wh, source, received in rows.iterator(chunk_size=2000):
+        yield ExportRow(hour, wh, wh, 0, 1, source, received)
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def retention_steps_for(user) -> list[RetentionStep]:
+    """Retention steps that reached into the time the customer has had a meter (the steps are
+    fleet-wide; one whose boundary is before all their occupancies touched none of their data)."""
+    starts = [access.start for access in customer_meters(user)]
+    if not starts:
+        return []
+    return list(RetentionStep.objects.filter(before__gt=min(starts)).order_by("-ran_at", "-id"))

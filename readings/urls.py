@@ -9,6 +9,7 @@ portal = [
     path("", views.home, name="home"),
     path("access/", views.access_page, name="access"),
     path("access/<int:token_id>/revoke/", views.revoke_token, name="revoke"),
+    path("retention/", views.retention, name="retention"),
     path("meters/<str:number>/", views.meter_dashboard, name="meter"),
     path("meters/<str:number>/usage.json", views.usage_json, name="usage"),
     path("meters/<str:number>/readings.csv", views.readings_csv, name="csv"),

@@ -26,6 +26,7 @@ from audit.services import record
 
 from . import selectors, token_services
 from .models import ApiToken, Source, TokenKind
+from .retention import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,22 @@ def home(request: HttpRequest) -> HttpResponse:
     if len(meters) == 1:
         return redirect("portal:meter", number=meters[0].meter.number)
     return render(request, "readings/home.html", {"meters": meters})
+
+
+@customer_required
+@require_GET
+def retention(request: HttpRequest) -> HttpResponse:
+    """How long the customer's readings are kept, and each retention step that reached them."""
+    policy = Policy.from_settings()
+    return render(
+        request,
+        "readings/retention.html",
+        {
+            "policy": policy,
+            "kept_from": policy.boundary(timezone.now()),
+            "steps": selectors.retention_steps_for(request.user),
+        },
+    )
 
 
 @customer_required
@@ -156,21 +173,32 @@ class _Echo:
 
 
 def csv_rows(access: selectors.Access) -> Iterator[str]:
+    """One row per hourly reading, and one per day the retention policy keeps as a daily total
+    (period "day": the register at the day's last reading, the usage since the row before)."""
     writer = csv.writer(_Echo())
-    yield writer.writerow(["hour_start_utc", "register_kwh", "used_kwh", "source", "received_utc"])
+    yield writer.writerow(
+        ["hour_start_utc", "register_kwh", "used_kwh", "source", "received_utc", "period"]
+    )
     previous = None
     sources = dict(Source.choices)
-    for hour, wh, source, received in selectors.readings_for_export(access):
-        used = "" if previous is None or wh < previous else f"{(wh - previous) / 1000:.3f}"
-        previous = wh
-        row = [
-            hour.isoformat(),
-            f"{wh / 1000:.3f}",
+    for row in selectors.readings_for_export(access):
+        rise = None if previous is None or row.first_wh < previous else row.first_wh - previous
+        if row.is_daily_total:
+            used = f"{((rise or 0) + row.usage_wh) / 1000:.3f}"
+            source = f"daily total of {row.readings} hourly readings"
+        else:
+            used = "" if rise is None else f"{rise / 1000:.3f}"
+            source = sources.get(row.source, row.source)
+        previous = row.last_wh
+        cells = [
+            row.hour.isoformat(),
+            f"{row.last_wh / 1000:.3f}",
             used,
-            sources.get(source, source),
-            received.isoformat(),
+            source,
+            row.received_at.isoformat() if row.received_at else "",
+            "day" if row.is_daily_total else "hour",
         ]
-        yield writer.writerow([csv_safe(v) for v in row])
+        yield writer.writerow([csv_safe(v) for v in cells])
 
 
 @customer_required

@@ -534,3 +534,15 @@ CLAIM_CODES_PER_METER_PER_DAY = env.int("CLAIM_CODES_PER_METER_PER_DAY", default
 API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE = env.int(
     "API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE", default=30
 )
+
+# --- Retention of hourly readings (privacy; readings/retention.py, docs/customers.md) ---
+# Hourly readings older than READINGS_HOURLY_RETENTION_DAYS (rounded back to a month start)
+# become daily totals and are deleted; the job refuses an age inside the billing window (the
+# runs, reruns and estimate corrections) plus the dispute window after an invoice.
+READINGS_BILLING_WINDOW_DAYS = env.int("READINGS_BILLING_WINDOW_DAYS", default=62)
+READINGS_DISPUTE_WINDOW_DAYS = env.int("READINGS_DISPUTE_WINDOW_DAYS", default=365)
+READINGS_HOURLY_RETENTION_DAYS = env.int("READINGS_HOURLY_RETENTION_DAYS", default=760)
+CELERY_BEAT_SCHEDULE["apply-reading-retention"] = {
+    "task": "readings.apply_retention",
+    "schedule": 86400,
+}
