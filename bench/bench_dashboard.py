@@ -18,16 +18,15 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import scratch  # noqa: E402
+from bench import portal_data, scratch  # noqa: E402
 
 DB_NAME = "bench_dashboard"
-HOURS = 2 * 365 * 24  # 17,520
 
 
 def configure() -> None:
@@ -48,48 +47,14 @@ def recreate_database(drop_only: bool = False) -> None:
 def fill(meters: int) -> tuple[str, object]:
     """`meters` meters with two years of hourly data each would be 3.5 M rows; the others get a
     month (what matters is that the table and its partitions are not the meter's alone)."""
-    from django.db import connection
-
     from accounts.customer_testing import make_customer
     from devices.models import Meter
 
-    now_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     objs = Meter.objects.bulk_create([Meter(number=f"BENCHMETER{n:015d}") for n in range(meters)])
     target = objs[0]
-    t0 = time.perf_counter()
-    with connection.cursor() as cursor:
-        # The meter under test: 17,520 hours with a few gaps; the others: the last 31 days.
-        cursor.execute(
-            """
-            INSERT INTO readings_reading (meter_id, hour, wh, source, received_at)
-            SELECT %(m)s, h, 5000000 + (extract(epoch FROM h - %(start)s) / 3600)::bigint * 420,
-                   1, h + interval '6 hours'
-              FROM generate_series(%(start)s, %(end)s, interval '1 hour') AS h
-             WHERE extract(doy FROM h)::int %% 97 <> 0 OR extract(hour FROM h)::int > 5
-            """,
-            {"m": target.pk, "start": now_hour - timedelta(hours=HOURS - 1), "end": now_hour},
-        )
-        cursor.execute(
-            """
-            INSERT INTO readings_reading (meter_id, hour, wh, source, received_at)
-            SELECT m.id, h, 1000 * m.id + (extract(epoch FROM h - %(start)s) / 3600)::bigint * 300,
-                   1, h + interval '6 hours'
-              FROM devices_meter m,
-                   generate_series(%(start)s, %(end)s, interval '1 hour') AS h
-             WHERE m.id <> %(m)s
-            """,
-            {"m": target.pk, "start": now_hour - timedelta(days=31), "end": now_hour},
-        )
-        cursor.execute("ANALYZE readings_reading")
-        cursor.execute("SELECT count(*) FROM readings_reading WHERE meter_id = %s", [target.pk])
-        (own_rows,) = cursor.fetchone()
-        cursor.execute("SELECT count(*) FROM readings_reading")
-        (all_rows,) = cursor.fetchone()
-    print(
-        f"filled {all_rows:,} readings ({own_rows:,} for the meter under test) "
-        f"in {time.perf_counter() - t0:.1f} s"
-    )
-    user = make_customer("bench@example.com", target, start=now_hour - timedelta(days=800))
+    portal_data.fill_readings([target.pk], others_days=31)
+    start = portal_data.now_hour() - timedelta(days=800)
+    user = make_customer("bench@example.com", target, start=start)
     return target.number, user
 
 

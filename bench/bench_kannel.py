@@ -1,4 +1,4 @@
-"""How many MO messages per second Kannel delivers to a trivial HTTP endpoint on this machine.
+"""The anchor: how many MO messages per second Kannel delivers to the fastest trivial endpoint.
 
 Run from the repository root (needs the Debian packages kannel and kannel-extras)::
 
@@ -6,10 +6,12 @@ Run from the repository root (needs the Debian packages kannel and kannel-extras
     .venv/bin/python bench/bench_kannel.py --count 20000 --max-pending-requests 128
 
 Pipeline measured: fake-SMSC client (e2e/harness/smsc.py) -> bearerbox -> smsbox -> HTTP POST
-(post-url, 140-byte 8-bit bodies) -> gunicorn (2 workers, gthread, 8 threads) running
-bench/trivial_endpoint.py, which counts requests in a file. The clock starts before the first
-MO line is written and stops when the endpoint has counted all N requests. Loopback only;
-everything is stopped at the end, also on timeout or Ctrl-C.
+(post-url, 140-byte 8-bit bodies) -> uvicorn (uvloop, httptools, no access log) running the raw
+ASGI app bench/trivial_endpoint.py, which counts requests in a file. `--endpoint-workers`
+chooses uvicorn's worker processes (default 1: on two cores a second one competes with
+Kannel). The clock starts before the first MO line is written and stops when the endpoint has
+counted all N requests. Loopback only; everything is stopped at the end, also on timeout or
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -38,18 +40,22 @@ from e2e.harness.kannel import (  # noqa: E402 - after the sys.path tweak
 )
 from e2e.harness.smsc import FakeSmscClient, format_mo_line  # noqa: E402
 
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+UVICORN = ROOT / ".venv" / "bin" / "uvicorn"
 
 
-def start_endpoint(port: int, count_file: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_endpoint(
+    port: int, count_file: Path, log: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ, BENCH_COUNT_FILE=str(count_file))
     cmd = [
-        str(GUNICORN),
-        "--workers", "2",
-        "--worker-class", "gthread",
-        "--threads", "8",
-        "--bind", f"127.0.0.1:{port}",
-        "--chdir", str(ROOT / "bench"),
+        str(UVICORN),
+        "--workers", str(workers),
+        "--loop", "uvloop",
+        "--http", "httptools",
+        "--no-access-log",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--app-dir", str(ROOT / "bench"),
         "--log-level", "warning",
         "trivial_endpoint:app",
     ]  # fmt: skip
@@ -58,14 +64,14 @@ def start_endpoint(port: int, count_file: Path, log: Path) -> subprocess.Popen[b
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log}")
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}; see {log}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc
         except OSError:
             time.sleep(0.1)
     stop(proc)
-    raise RuntimeError("gunicorn did not start listening in 15 s")
+    raise RuntimeError("uvicorn did not start listening in 15 s")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -89,7 +95,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-kannel-"))
     count_file = workdir / "count"
     port = free_port()
-    endpoint = start_endpoint(port, count_file, workdir / "gunicorn.log")
+    workers = getattr(args, "endpoint_workers", 1)
+    endpoint = start_endpoint(port, count_file, workdir / "uvicorn.log", workers)
     try:
         gateway = KannelGateway.on_free_ports(
             workdir,
@@ -142,7 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "log-level": args.log_level,
             "store-type": args.store,
             "sms-incoming-queue-limit": args.incoming_queue_limit,
-            "endpoint": "gunicorn 2 workers gthread 8 threads",
+            "endpoint": f"raw ASGI on uvicorn, {workers} worker(s), uvloop, httptools",
         },
         "machine": f"{platform.node()} {os.cpu_count()} cpus, Python {platform.python_version()}",
         "workdir": str(workdir),
@@ -158,6 +165,7 @@ def main() -> int:
     parser.add_argument("--log-level", type=int, default=2, help="Kannel log level (0 = debug)")
     parser.add_argument("--store", choices=("file", "spool", "none"), default="file")
     parser.add_argument("--incoming-queue-limit", type=int, default=-1)
+    parser.add_argument("--endpoint-workers", type=int, default=1, help="uvicorn workers")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     if not kannel_installed():
