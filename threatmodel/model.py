@@ -158,7 +158,7 @@ ELEMENTS: dict[str, tuple[str, str | None, str, dict[str, Any]]] = {
     "Meter store (SD card)": (
         "store",
         "premises",
-        "SQLite: hourly readings, counters; MACed, hash-chained",
+        "SQLite: hourly readings, counters (also in counters.json); MACed, hash-chained",
         {"isSQL": True, "storesSensitiveData": True, "providesIntegrity": True},
     ),
     "Meter key files (SD card)": (

@@ -188,6 +188,7 @@ STORES: dict[str, str] = {
     "fraud.ReadingsUpload": FRAUD,
     "meteragent:store_path": METER_SD,
     "meteragent:pid_path": METER_SD,
+    "meteragent:counters_path": METER_SD,
     "meteragent:keys_path": METER_KEYS,
     "meteragent:signing_key_path": METER_KEYS,
 }
