@@ -9,6 +9,7 @@ what is committed, and the SVG carries the digest of the source it was drawn fro
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -32,8 +33,23 @@ def resolved() -> Model:
     return model
 
 
+# pytm draws a data store as a picture from its own installed package, by absolute path: the
+# source would differ per checkout and the SVG would point at a file readers do not have.
+_STORE_PICTURE = re.compile(
+    r'shape = none;\s*fixedsize = shape;\s*image = "[^"]*";\s*imagescale = true;'
+    r'(?P<middle>.*?)xlabel = (?P<label>"[^"]*");\s*label = "";',
+    re.DOTALL,
+)
+
+
 def dfd_source(model: Model) -> str:
-    return model.tm.dfd() + "\n"
+    """The diagram's Graphviz source, the same on every machine (stores drawn as cylinders)."""
+    return (
+        _STORE_PICTURE.sub(
+            lambda m: f"shape = cylinder;{m['middle']}label = {m['label']};", model.tm.dfd()
+        )
+        + "\n"
+    )
 
 
 def svg_digest(source: str) -> str:
