@@ -23,6 +23,16 @@ def _perm(codename: str):
     return check
 
 
+def _run_action(model_admin: admin.ModelAdmin, request, func, success: str) -> None:
+    """Run a device service for an admin action: refusals and caps become an error message."""
+    try:
+        count = func()
+    except (services.DeviceError, CapExceeded) as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+    else:
+        model_admin.message_user(request, success.format(count=count), messages.SUCCESS)
+
+
 class MeterKeyInline(admin.TabularInline):
     """Key metadata only: the wrapped key itself is never shown."""
 
@@ -155,17 +165,10 @@ class MeterAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/devices/meter/bundle.html", context)
 
-    def _run(self, request, func, success: str) -> None:
-        try:
-            count = func()
-        except (services.DeviceError, CapExceeded) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-        else:
-            self.message_user(request, success.format(count=count), messages.SUCCESS)
-
     @admin.action(description="Schedule key rotation", permissions=["rotate_keys"])
     def schedule_rotation(self, request, queryset):
-        self._run(
+        _run_action(
+            self,
             request,
             lambda: len(services.schedule_rotations(queryset, by=request.user)),
             "Scheduled {count} key rotations.",
@@ -173,7 +176,8 @@ class MeterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Suspend", permissions=["suspend_meter"])
     def suspend(self, request, queryset):
-        self._run(
+        _run_action(
+            self,
             request,
             lambda: services.suspend_meters(queryset, by=request.user, reason="staff action"),
             "Suspended {count} meters.",
@@ -181,7 +185,8 @@ class MeterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Decommission (destroys keys)", permissions=["decommission_meter"])
     def decommission(self, request, queryset):
-        self._run(
+        _run_action(
+            self,
             request,
             lambda: services.decommission_meters(queryset, by=request.user, reason="staff action"),
             "Decommissioned {count} meters.",
@@ -220,9 +225,40 @@ class MeterKeyAdmin(ReadOnlyModelAdmin):
 
 @admin.register(KeyRotation)
 class KeyRotationAdmin(ReadOnlyModelAdmin):
-    list_display = ["meter", "new_key_id", "state", "init_attempts", "requested_by", "created_at"]
+    list_display = [
+        "meter",
+        "new_key_id",
+        "state",
+        "init_attempts",
+        "last_sent_at",
+        "requested_by",
+        "created_at",
+    ]
     list_filter = ["state"]
     search_fields = ["meter__number"]
+    list_select_related = ["meter", "old_key"]
+    actions = ["cancel", "restart"]
+
+    has_rotate_keys_permission = _perm("rotate_keys")
+
+    @admin.action(description="Cancel rotation (meter keeps its key)", permissions=["rotate_keys"])
+    def cancel(self, request, queryset):
+        _run_action(
+            self,
+            request,
+            lambda: services.cancel_rotations(queryset, by=request.user),
+            "Cancelled {count} key rotations.",
+        )
+
+    @admin.action(description="Restart stalled rotation", permissions=["rotate_keys"])
+    def restart(self, request, queryset):
+        _run_action(
+            self,
+            request,
+            lambda: services.restart_rotations(queryset, by=request.user),
+            "Restarted {count} key rotations; the key agreement goes out again.",
+        )
+
     fields = [
         "meter",
         "old_key",
