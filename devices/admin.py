@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -33,6 +34,26 @@ def _run_action(model_admin: admin.ModelAdmin, request, func, success: str) -> N
         model_admin.message_user(request, success.format(count=count), messages.SUCCESS)
 
 
+RACED_SAVE = (
+    "Another request saved the same value at the same moment; nothing was saved here. "
+    "Check the list before you try again."
+)
+
+
+class UniqueRaceSafeAdmin(admin.ModelAdmin):
+    """The form checks unique values before saving, but two staff saving the same new value at
+    the same moment both pass that check; the loser's save then violates the constraint. It
+    is answered with a message and the form again (where a resubmission gets the form's own
+    duplicate error), not a server error; the admin's transaction has rolled back."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IntegrityError:
+            self.message_user(request, RACED_SAVE, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 class MeterKeyInline(admin.TabularInline):
     """Key metadata only: the wrapped key itself is never shown."""
 
@@ -47,7 +68,7 @@ class MeterKeyInline(admin.TabularInline):
 
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(UniqueRaceSafeAdmin):
     list_display = ["display_number", "status", "sim", "active_key", "last_message_at", "premises"]
     list_filter = ["status", "manufacturer", "batch"]
     search_fields = ["number", "sim__msisdn", "sim__iccid", "premises__reference"]
@@ -194,14 +215,14 @@ class MeterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Sim)
-class SimAdmin(admin.ModelAdmin):
+class SimAdmin(UniqueRaceSafeAdmin):
     list_display = ["msisdn", "iccid", "meter", "created_at"]
     search_fields = ["msisdn", "iccid", "meter__number"]
     raw_id_fields = ["meter"]
 
 
 @admin.register(Premises)
-class PremisesAdmin(admin.ModelAdmin):
+class PremisesAdmin(UniqueRaceSafeAdmin):
     list_display = ["reference", "postcode", "address"]
     search_fields = ["reference", "postcode", "address"]
 
