@@ -187,7 +187,7 @@ def import_manifest(
     transaction — or none, if any row is bad."""
     rows, report = parse_manifest(data, progress=progress, against_database=dry_run)
     report.dry_run = dry_run
-    if dry_run or not report.ok:
+    if dry_run or report.file_errors:
         return report
     with transaction.atomic():
         # Imports one at a time, each checked against what the one before it registered: two
