@@ -56,7 +56,8 @@ ROLES: tuple[Role, ...] = (
     ),
     Role(
         PROVISIONING,
-        "Registers meters and SIMs, generates keys and provisioning bundles.",
+        "Registers meters and SIMs, generates keys and provisioning bundles, and sends failed "
+        "SMS to meters again.",
         frozenset(
             {
                 "devices.view_meter",
@@ -75,6 +76,9 @@ ROLES: tuple[Role, ...] = (
                 "devices.view_meterkey",
                 "devices.view_keyrotation",
                 "devices.view_meterreplacement",
+                "smsgateway.view_inboundmessage",
+                "smsgateway.view_outboundmessage",
+                "smsgateway.send_again",
             }
         ),
     ),

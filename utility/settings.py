@@ -292,6 +292,7 @@ ANOMALY_CAPS = {
     "devices.rotation_scheduled": (env.int("CAP_ROTATIONS_PER_HOUR", default=500), 3600),
     "devices.rotation_cancelled": (env.int("CAP_ROTATION_CANCELS_PER_HOUR", default=500), 3600),
     "devices.rotation_restarted": (env.int("CAP_ROTATION_RESTARTS_PER_HOUR", default=500), 3600),
+    "sms.sent_again": (env.int("CAP_SMS_SENT_AGAIN_PER_HOUR", default=1000), 3600),
     "devices.meter_suspended": (env.int("CAP_SUSPENSIONS_PER_DAY", default=100), 86400),
     "devices.meter_decommissioned": (env.int("CAP_DECOMMISSIONS_PER_DAY", default=200), 86400),
 }
