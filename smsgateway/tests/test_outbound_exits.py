@@ -1,7 +1,5 @@
-"""A message out of retries waits for staff: it shows on the operations list, and staff send it
-again from the admin (audited, capped); stopped work of every kind is counted with a link."""
-
-from datetime import timedelta
+"""A message out of retries waits for staff (it shows on the operations home), who send it again
+from the admin, audited and capped."""
 
 import pytest
 from django.utils import timezone
@@ -9,10 +7,8 @@ from django.utils import timezone
 from accounts.roles import PROVISIONING, SUPPORT
 from audit.caps import CapExceeded
 from audit.models import AuditEvent
-from devices.services import schedule_rotations, stall_rotation
 from smsgateway import outbox
-from smsgateway.models import InboundMessage, OutboundMessage, OutboundStatus
-from smsgateway.selectors import stuck_items
+from smsgateway.models import OutboundMessage, OutboundStatus
 
 from .test_outbox import kannel_sendsms, queued  # noqa: F401  (fixtures)
 
@@ -98,36 +94,3 @@ def test_sending_again_beyond_the_cap_is_refused_and_alerted(
 def test_support_is_not_offered_sending_again(make_staff, verified_client, client):
     _staff(make_staff, verified_client, SUPPORT)
     assert client.get(OUTBOX).status_code == 403
-
-
-@pytest.mark.django_db
-def test_the_operations_list_counts_stopped_work_and_links_to_it(
-    queued,  # noqa: F811
-    kannel_sendsms,  # noqa: F811
-    test_meter,
-):
-    _failed(queued, kannel_sendsms, n=2)
-    meter = test_meter()
-    [rotation] = schedule_rotations([meter.meter], by="test")
-    rotation.state = "init_sent"
-    rotation.save(update_fields=["state"])
-    stall_rotation(rotation, now=timezone.now())
-    now = timezone.now()
-    for n, age in enumerate((timedelta(minutes=30), timedelta(minutes=1))):
-        InboundMessage.objects.create(
-            gateway="kannel",
-            dedupe_key=f"k{n}",
-            sender="+447700900001",
-            payload=b"x",
-            received_at=now - age,
-        )
-
-    items = {item.label: item for item in stuck_items(now=now)}
-    assert items["Key rotations out of attempts"].count == 1
-    assert items["Key rotations out of attempts"].url == (
-        "/admin/devices/keyrotation/?state__exact=stalled"
-    )
-    assert items["Outbound SMS out of retries"].count == 2
-    assert items["Outbound SMS out of retries"].url.endswith("?status__exact=failed")
-    assert items["Inbound SMS waiting unprocessed"].count == 1  # the fresh one is not stuck
-    assert items["Billing runs failed or stuck"].count == 0

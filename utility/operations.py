@@ -1,4 +1,6 @@
-"""Reads for the staff operations home: work that stopped and waits for a person."""
+"""Reads for the staff operations home: work that stopped, or waited too long, and needs a
+person. Each row of the lifecycle table in docs/operations.md whose timeout ends with staff
+has its entry here."""
 
 from __future__ import annotations
 
@@ -9,15 +11,22 @@ from django.db.models import Min, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import AccountDeletionRequest
 from billing.models import BillingRun, RunStatus
 from devices.models import KeyRotation, RotationState
-
-from .models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+from fraud.models import WorkOrder, WorkOrderState
+from smsgateway.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 
 # A stored inbound message older than this has been missed by the drains and the sweep.
 INBOUND_STUCK_AFTER = timedelta(minutes=10)
 # A monthly billing run still running after this long has stopped.
 BILLING_RUN_STUCK_AFTER = timedelta(hours=2)
+# A dispatch held by the cap should find its second approver within a working day.
+APPROVAL_WAITING_AFTER = timedelta(days=1)
+# A field visit not recorded within two weeks of the assignment.
+VISIT_WAITING_AFTER = timedelta(days=14)
+# Deletion requests are answered within the statutory month; a week gives staff time to.
+DELETION_WAITING_AFTER = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -82,5 +91,36 @@ def stuck_items(*, now: datetime | None = None) -> list[StuckItems]:
             "billing_billingrun",
             "status__exact=errors",
             "Start the run again for the failed accounts",
+        ),
+        _item(
+            "Dispatches waiting for a second approver",
+            WorkOrder.objects.filter(
+                state=WorkOrderState.AWAITING_APPROVAL,
+                created_at__lt=now - APPROVAL_WAITING_AFTER,
+            ),
+            "created_at",
+            "fraud_workorder",
+            "state__exact=awaiting_approval",
+            "Approve or cancel the work order",
+        ),
+        _item(
+            "Field visits not recorded",
+            WorkOrder.objects.filter(
+                state=WorkOrderState.ASSIGNED, created_at__lt=now - VISIT_WAITING_AFTER
+            ),
+            "created_at",
+            "fraud_workorder",
+            "state__exact=assigned",
+            "Ask the engineer, or cancel and dispatch again",
+        ),
+        _item(
+            "Account deletion requests waiting",
+            AccountDeletionRequest.objects.filter(
+                processed_at__isnull=True, requested_at__lt=now - DELETION_WAITING_AFTER
+            ),
+            "requested_at",
+            "accounts_accountdeletionrequest",
+            "processed_at__isnull=True",
+            "Close the accounts",
         ),
     ]
