@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.caps import CapExceeded
@@ -14,7 +15,16 @@ from . import services
 from .forms import ManifestImportForm
 from .identifiers import format_meter_number
 from .importer import import_manifest
-from .models import KeyRotation, KeyState, Meter, MeterKey, MeterReplacement, Premises, Sim
+from .models import (
+    KeyRotation,
+    KeyState,
+    Meter,
+    MeterAlert,
+    MeterKey,
+    MeterReplacement,
+    Premises,
+    Sim,
+)
 
 
 def _perm(codename: str):
@@ -291,6 +301,29 @@ class KeyRotationAdmin(ReadOnlyModelAdmin):
         "last_sent_at",
         "completed_at",
     ]
+
+
+@admin.register(MeterAlert)
+class MeterAlertAdmin(ReadOnlyModelAdmin):
+    """Open conditions on meters. Silence and a stalled rotation close themselves when the
+    meter is heard or the rotation is dealt with; staff close the others once looked into."""
+
+    list_display = ["meter", "kind", "opened_at", "closed_at", "closed_by"]
+    list_filter = ["kind", ("closed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["meter__number"]
+    list_select_related = ["meter"]
+    actions = ["close"]
+
+    has_close_alert_permission = _perm("close_alert")
+
+    @admin.action(description="Close (looked into)", permissions=["close_alert"])
+    def close(self, request, queryset):
+        _run_action(
+            self,
+            request,
+            lambda: services.close_alerts_by_staff(queryset, by=request.user, now=timezone.now()),
+            "Closed {count} alerts.",
+        )
 
 
 @admin.register(MeterReplacement)

@@ -250,8 +250,10 @@ class MeterAlert(models.Model):
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    closed_by = models.CharField(max_length=254, blank=True)
 
     class Meta:
+        permissions = [("close_alert", "Can close meter alerts after looking into them")]
         constraints = [
             models.UniqueConstraint(
                 fields=["meter", "kind"],

@@ -497,6 +497,26 @@ def open_alert(
     return True
 
 
+def close_alerts_by_staff(alerts: Iterable[MeterAlert], *, by: Actor, now: datetime) -> int:
+    """Staff looked into these alerts (a tamper report, a burst of failed authentication, a
+    changed signing key) and close them. Audited; returns how many were open."""
+    label = by.get_username() if isinstance(by, AbstractBaseUser) else by
+    closed = 0
+    with transaction.atomic():
+        open_alerts = MeterAlert.objects.select_for_update().select_related("meter")
+        for alert in open_alerts.filter(pk__in=[a.pk for a in alerts], closed_at__isnull=True):
+            alert.closed_at, alert.closed_by = now, label
+            alert.save(update_fields=["closed_at", "closed_by"])
+            record(
+                "devices.alert_closed",
+                actor=by,
+                target=f"meter:{alert.meter.number}",
+                details={"kind": alert.kind, "opened_at": alert.opened_at.isoformat()},
+            )
+            closed += 1
+    return closed
+
+
 def close_alerts(meter: Meter, kind: str, *, now: datetime) -> int:
     return MeterAlert.objects.filter(meter=meter, kind=kind, closed_at__isnull=True).update(
         closed_at=now

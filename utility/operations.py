@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import AccountDeletionRequest
 from billing.models import BillingRun, RunStatus
-from devices.models import KeyRotation, RotationState
+from devices.models import KeyRotation, Meter, MeterStatus, RotationState
 from fraud.models import WorkOrder, WorkOrderState
 from smsgateway.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 
@@ -25,6 +25,9 @@ BILLING_RUN_STUCK_AFTER = timedelta(hours=2)
 APPROVAL_WAITING_AFTER = timedelta(days=1)
 # A field visit not recorded within two weeks of the assignment.
 VISIT_WAITING_AFTER = timedelta(days=14)
+# A meter whose bundle was issued and that has not spoken since: not installed, or its key
+# was never loaded.
+INSTALL_WAITING_AFTER = timedelta(days=30)
 # Deletion requests are answered within the statutory month; a week gives staff time to.
 DELETION_WAITING_AFTER = timedelta(days=7)
 
@@ -64,6 +67,16 @@ def stuck_items(*, now: datetime | None = None) -> list[StuckItems]:
             "devices_keyrotation",
             "state__exact=stalled",
             "Cancel, or restart once the meter is heard again",
+        ),
+        _item(
+            "Meters provisioned but never heard",
+            Meter.objects.filter(
+                status=MeterStatus.PROVISIONED, status_changed_at__lt=now - INSTALL_WAITING_AFTER
+            ),
+            "status_changed_at",
+            "devices_meter",
+            "status__exact=provisioned",
+            "Check the installation; issue a new bundle or decommission",
         ),
         _item(
             "Outbound SMS out of retries",

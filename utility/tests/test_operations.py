@@ -11,8 +11,8 @@ from django.utils import timezone
 from accounts.customer_testing import make_customer
 from accounts.models import AccountDeletionRequest
 from billing.models import BillingRun, RunStatus
-from devices.models import RotationState
-from devices.services import schedule_rotations, stall_rotation
+from devices.models import Meter, RotationState
+from devices.services import issue_bundle, schedule_rotations, stall_rotation
 from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
 from fraud.models import WorkOrder, WorkOrderState
 from fraud.tests.conftest import (  # noqa: F401
@@ -37,7 +37,12 @@ def test_nothing_stopped_counts_nothing():
     assert {item.count for item in stuck_items()} == {0}
 
 
-def test_stopped_and_overdue_work_is_counted_with_links(test_meter, open_case, people):  # noqa: F811
+def test_stopped_and_overdue_work_is_counted_with_links(
+    test_meter,  # noqa: F811
+    open_case,  # noqa: F811
+    people,  # noqa: F811
+    make_meter,  # noqa: F811
+):
     now = timezone.now()
     meter = test_meter()
     [rotation] = schedule_rotations([meter.meter], by="test")
@@ -90,6 +95,10 @@ def test_stopped_and_overdue_work_is_counted_with_links(test_meter, open_case, p
             state=state,
             created_at=now - age,
         )
+    uninstalled = make_meter()
+    issue_bundle(uninstalled, by="test")
+    Meter.objects.filter(pk=uninstalled.pk).update(status_changed_at=now - timedelta(days=31))
+    issue_bundle(make_meter(), by="test")  # provisioned today: not overdue
     AccountDeletionRequest.objects.create(
         user=make_customer("leaving@example.com"),
         email="leaving@example.com",
@@ -99,6 +108,7 @@ def test_stopped_and_overdue_work_is_counted_with_links(test_meter, open_case, p
     items = _by_label(now)
     assert {label: item.count for label, item in items.items()} == {
         "Key rotations out of attempts": 1,
+        "Meters provisioned but never heard": 1,
         "Outbound SMS out of retries": 2,
         "Inbound SMS waiting unprocessed": 1,  # the fresh one is still in the queue
         "Billing runs failed or stuck": 2,
