@@ -190,3 +190,23 @@ def test_only_a_security_admin_is_offered_the_rotation_actions(
     _security_admin(make_staff, verified_client)
     choices = dict(client.get(ROTATIONS).context["action_form"].fields["action"].choices)
     assert {"cancel", "restart"} <= set(choices)
+
+
+@pytest.mark.django_db
+def test_the_beat_task_stalls_what_ran_out_and_sends_the_rest(test_meter, settings):
+    from smsgateway.tasks import send_rekey_inits as beat_task
+
+    settings.REKEY_MAX_ATTEMPTS = 1
+    settings.ADMINS = [("Operators", "ops@utility.example")]
+    silent, fresh = test_meter(), test_meter()
+    [unanswered] = schedule_rotations([silent.meter], by="test")
+    assert beat_task() == 1  # its only attempt
+    KeyRotation.objects.filter(pk=unanswered.pk).update(
+        last_sent_at=timezone.now() - timedelta(hours=13)
+    )
+    schedule_rotations([fresh.meter], by="test")
+
+    assert beat_task() == 1  # the fresh rotation's agreement
+    states = dict(KeyRotation.objects.values_list("meter_id", "state"))
+    assert states == {silent.meter.pk: "stalled", fresh.meter.pk: "init_sent"}
+    assert len(mail.outbox) == 1
