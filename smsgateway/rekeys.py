@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.mail import mail_admins
 from django.db import transaction
 
-from devices.models import KeyRotation, RotationState
+from devices.models import KeyRotation, MeterStatus, RotationState
 from devices.services import rekey_init, stall_rotation
 
 from .acks import queue_downlink
@@ -20,8 +20,9 @@ _MAIL_NAMES = 20
 
 
 def send_rekey_inits(*, now: datetime) -> int:
-    """Send REKEY_INIT for new rotations, and again for those whose answer has not come
-    within REKEY_RESEND_HOURS (the INIT or the ACCEPT was lost). Returns how many were sent."""
+    """Send REKEY_INIT for new rotations of active meters, and again for those whose answer has
+    not come within REKEY_RESEND_HOURS (the INIT or the ACCEPT was lost). Returns how many were
+    sent."""
     resend_before = now - timedelta(hours=settings.REKEY_RESEND_HOURS)
     due = KeyRotation.objects.filter(state=RotationState.SCHEDULED) | KeyRotation.objects.filter(
         state=RotationState.INIT_SENT,
@@ -29,6 +30,8 @@ def send_rekey_inits(*, now: datetime) -> int:
         init_attempts__lt=settings.REKEY_MAX_ATTEMPTS,
     )
     sent = 0
+    # A suspended meter's rotation pauses: its messages are refused until it is reactivated.
+    due = due.filter(meter__status=MeterStatus.ACTIVE)
     for rotation in due.select_related("meter").order_by("pk")[:500]:
         with transaction.atomic():
             init, old_key = rekey_init(rotation, now=now)

@@ -210,3 +210,17 @@ def test_the_beat_task_stalls_what_ran_out_and_sends_the_rest(test_meter, settin
     states = dict(KeyRotation.objects.values_list("meter_id", "state"))
     assert states == {silent.meter.pk: "stalled", fresh.meter.pk: "init_sent"}
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.django_db
+def test_a_suspended_meters_rotation_pauses_and_resumes_on_reactivation(test_meter):
+    from devices.services import reactivate_meter, suspend_meters
+
+    meter = test_meter()
+    [rotation] = schedule_rotations([meter.meter], by="test")
+    suspend_meters([meter.meter], by="test", reason="investigation")
+    assert send_rekey_inits(now=timezone.now()) == 0
+    rotation.refresh_from_db()
+    assert rotation.state == RotationState.SCHEDULED and rotation.init_attempts == 0
+    reactivate_meter(meter.meter, by="test", reason="cleared")
+    assert send_rekey_inits(now=timezone.now()) == 1
