@@ -245,6 +245,9 @@ def _move_in(user: User, meter: Meter, *, now: datetime) -> MeterOccupancy:
     if current is not None and current.user_id == user.pk:
         return current
     if current is not None:
+        # A claim that waited for the meter's lock may carry a time before the occupancy it
+        # ends began (that one was proven meanwhile): the hand-over is at that start, not before.
+        now = max(now, current.start)
         current.end = now
         current.ended_reason = "claimed by new occupant"
         current.save(update_fields=["end", "ended_reason"])

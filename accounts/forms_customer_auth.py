@@ -4,9 +4,11 @@ from forms_customer: allauth imports the sign-up form class while its own forms 
 from __future__ import annotations
 
 from allauth.account.adapter import get_adapter
-from allauth.account.forms import LoginForm, ResetPasswordForm
+from allauth.account.forms import LoginForm, ResetPasswordForm, SignupForm
 from allauth.account.internal.flows.password_reset import request_password_reset
 from django import forms
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 
 from audit.caps import capped
 from audit.services import record
@@ -21,6 +23,26 @@ class CustomerLoginForm(LoginForm):
 
     def _setup_password_field(self) -> None:
         return None
+
+
+class CustomerSignupForm(SignupForm):
+    """Sign-up whose race on a new e-mail address answers like a duplicate: requests that all
+    found the address free race to create the account; the losers' unique-constraint error
+    becomes allauth's answer to an existing account (the same page, a mail to the address)."""
+
+    def try_save(self, request):
+        try:
+            with transaction.atomic():  # the account and its claim, or neither
+                return super().try_save(request)
+        except IntegrityError:
+            if (
+                not get_user_model()
+                .objects.filter(email__iexact=self.cleaned_data.get("email", ""))
+                .exists()
+            ):
+                raise
+            self.account_already_exists = True
+            return super().try_save(request)
 
 
 class CustomerResetPasswordForm(ResetPasswordForm):

@@ -56,7 +56,8 @@ ROLES: tuple[Role, ...] = (
     ),
     Role(
         PROVISIONING,
-        "Registers meters and SIMs, generates keys and provisioning bundles.",
+        "Registers meters and SIMs, generates keys and provisioning bundles, and sends failed "
+        "SMS to meters again.",
         frozenset(
             {
                 "devices.view_meter",
@@ -75,6 +76,10 @@ ROLES: tuple[Role, ...] = (
                 "devices.view_meterkey",
                 "devices.view_keyrotation",
                 "devices.view_meterreplacement",
+                "devices.view_meteralert",
+                "smsgateway.view_inboundmessage",
+                "smsgateway.view_outboundmessage",
+                "smsgateway.send_again",
             }
         ),
     ),
@@ -116,6 +121,7 @@ ROLES: tuple[Role, ...] = (
                 "devices.view_meter",
                 "devices.view_sim",
                 "devices.view_premises",
+                "devices.view_meteralert",
                 "fraud.view_case",
                 "fraud.work_case",
                 "fraud.dispatch_engineer",
@@ -147,6 +153,8 @@ ROLES: tuple[Role, ...] = (
                 "devices.view_keyrotation",
                 "devices.rotate_keys",
                 "devices.suspend_meter",
+                "devices.view_meteralert",
+                "devices.close_alert",
                 "accounts.view_accountdeletionrequest",
                 "accounts.change_accountdeletionrequest",
             }

@@ -55,7 +55,8 @@ def record(
     with transaction.atomic():
         head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
-            head = AuditChainHead.objects.create(pk=1)
+            # The very first record: concurrent first records all insert, one row results.
+            AuditChainHead.objects.bulk_create([AuditChainHead(pk=1)], ignore_conflicts=True)
             head = AuditChainHead.objects.select_for_update().get(pk=1)
         event = AuditEvent(
             seq=head.seq + 1,

@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.caps import CapExceeded
@@ -13,7 +15,16 @@ from . import services
 from .forms import ManifestImportForm
 from .identifiers import format_meter_number
 from .importer import import_manifest
-from .models import KeyRotation, KeyState, Meter, MeterKey, MeterReplacement, Premises, Sim
+from .models import (
+    KeyRotation,
+    KeyState,
+    Meter,
+    MeterAlert,
+    MeterKey,
+    MeterReplacement,
+    Premises,
+    Sim,
+)
 
 
 def _perm(codename: str):
@@ -21,6 +32,36 @@ def _perm(codename: str):
         return request.user.has_perm(f"devices.{codename}")
 
     return check
+
+
+def _run_action(model_admin: admin.ModelAdmin, request, func, success: str) -> None:
+    """Run a device service for an admin action: refusals and caps become an error message."""
+    try:
+        count = func()
+    except (services.DeviceError, CapExceeded) as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+    else:
+        model_admin.message_user(request, success.format(count=count), messages.SUCCESS)
+
+
+RACED_SAVE = (
+    "Another request saved the same value at the same moment; nothing was saved here. "
+    "Check the list before you try again."
+)
+
+
+class UniqueRaceSafeAdmin(admin.ModelAdmin):
+    """The form checks unique values before saving, but two staff saving the same new value at
+    the same moment both pass that check; the loser's save then violates the constraint. It
+    is answered with a message and the form again (where a resubmission gets the form's own
+    duplicate error), not a server error; the admin's transaction has rolled back."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IntegrityError:
+            self.message_user(request, RACED_SAVE, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 class MeterKeyInline(admin.TabularInline):
@@ -37,7 +78,7 @@ class MeterKeyInline(admin.TabularInline):
 
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(UniqueRaceSafeAdmin):
     list_display = ["display_number", "status", "sim", "active_key", "last_message_at", "premises"]
     list_filter = ["status", "manufacturer", "batch"]
     search_fields = ["number", "sim__msisdn", "sim__iccid", "premises__reference"]
@@ -155,17 +196,10 @@ class MeterAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/devices/meter/bundle.html", context)
 
-    def _run(self, request, func, success: str) -> None:
-        try:
-            count = func()
-        except (services.DeviceError, CapExceeded) as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-        else:
-            self.message_user(request, success.format(count=count), messages.SUCCESS)
-
     @admin.action(description="Schedule key rotation", permissions=["rotate_keys"])
     def schedule_rotation(self, request, queryset):
-        self._run(
+        _run_action(
+            self,
             request,
             lambda: len(services.schedule_rotations(queryset, by=request.user)),
             "Scheduled {count} key rotations.",
@@ -173,7 +207,8 @@ class MeterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Suspend", permissions=["suspend_meter"])
     def suspend(self, request, queryset):
-        self._run(
+        _run_action(
+            self,
             request,
             lambda: services.suspend_meters(queryset, by=request.user, reason="staff action"),
             "Suspended {count} meters.",
@@ -181,7 +216,8 @@ class MeterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Decommission (destroys keys)", permissions=["decommission_meter"])
     def decommission(self, request, queryset):
-        self._run(
+        _run_action(
+            self,
             request,
             lambda: services.decommission_meters(queryset, by=request.user, reason="staff action"),
             "Decommissioned {count} meters.",
@@ -189,14 +225,14 @@ class MeterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Sim)
-class SimAdmin(admin.ModelAdmin):
+class SimAdmin(UniqueRaceSafeAdmin):
     list_display = ["msisdn", "iccid", "meter", "created_at"]
     search_fields = ["msisdn", "iccid", "meter__number"]
     raw_id_fields = ["meter"]
 
 
 @admin.register(Premises)
-class PremisesAdmin(admin.ModelAdmin):
+class PremisesAdmin(UniqueRaceSafeAdmin):
     list_display = ["reference", "postcode", "address"]
     search_fields = ["reference", "postcode", "address"]
 
@@ -220,9 +256,40 @@ class MeterKeyAdmin(ReadOnlyModelAdmin):
 
 @admin.register(KeyRotation)
 class KeyRotationAdmin(ReadOnlyModelAdmin):
-    list_display = ["meter", "new_key_id", "state", "init_attempts", "requested_by", "created_at"]
+    list_display = [
+        "meter",
+        "new_key_id",
+        "state",
+        "init_attempts",
+        "last_sent_at",
+        "requested_by",
+        "created_at",
+    ]
     list_filter = ["state"]
     search_fields = ["meter__number"]
+    list_select_related = ["meter", "old_key"]
+    actions = ["cancel", "restart"]
+
+    has_rotate_keys_permission = _perm("rotate_keys")
+
+    @admin.action(description="Cancel rotation (meter keeps its key)", permissions=["rotate_keys"])
+    def cancel(self, request, queryset):
+        _run_action(
+            self,
+            request,
+            lambda: services.cancel_rotations(queryset, by=request.user),
+            "Cancelled {count} key rotations.",
+        )
+
+    @admin.action(description="Restart stalled rotation", permissions=["rotate_keys"])
+    def restart(self, request, queryset):
+        _run_action(
+            self,
+            request,
+            lambda: services.restart_rotations(queryset, by=request.user),
+            "Restarted {count} key rotations; the key agreement goes out again.",
+        )
+
     fields = [
         "meter",
         "old_key",
@@ -234,6 +301,29 @@ class KeyRotationAdmin(ReadOnlyModelAdmin):
         "last_sent_at",
         "completed_at",
     ]
+
+
+@admin.register(MeterAlert)
+class MeterAlertAdmin(ReadOnlyModelAdmin):
+    """Open conditions on meters. Silence and a stalled rotation close themselves when the
+    meter is heard or the rotation is dealt with; staff close the others once looked into."""
+
+    list_display = ["meter", "kind", "opened_at", "closed_at", "closed_by"]
+    list_filter = ["kind", ("closed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["meter__number"]
+    list_select_related = ["meter"]
+    actions = ["close"]
+
+    has_close_alert_permission = _perm("close_alert")
+
+    @admin.action(description="Close (looked into)", permissions=["close_alert"])
+    def close(self, request, queryset):
+        _run_action(
+            self,
+            request,
+            lambda: services.close_alerts_by_staff(queryset, by=request.user, now=timezone.now()),
+            "Closed {count} alerts.",
+        )
 
 
 @admin.register(MeterReplacement)

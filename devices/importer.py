@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.services import record
+from utility.pg import advisory_xact_lock
 
 from .identifiers import (
     normalise_meter_number,
@@ -78,9 +79,10 @@ def _decode(data: bytes) -> str:
 
 
 def parse_manifest(
-    data: bytes, *, progress: Callable[[int], None] | None = None
+    data: bytes, *, progress: Callable[[int], None] | None = None, against_database: bool = True
 ) -> tuple[list[_Row], ImportReport]:
-    """Validate every row: formats, duplicates within the file and against the database."""
+    """Validate every row: formats, duplicates within the file and (unless told otherwise)
+    against the database."""
     report = ImportReport(rows=[], file_errors=[])
     try:
         text = _decode(data)
@@ -141,7 +143,8 @@ def parse_manifest(
         report.file_errors.append("the file has no rows")
         return [], report
 
-    _check_against_database(rows, report)
+    if against_database:
+        _check_against_database(rows, report)
     return rows, report
 
 
@@ -182,11 +185,17 @@ def import_manifest(
 ) -> ImportReport:
     """Validate the manifest; unless `dry_run`, register every meter and SIM in one
     transaction — or none, if any row is bad."""
-    rows, report = parse_manifest(data, progress=progress)
+    rows, report = parse_manifest(data, progress=progress, against_database=dry_run)
     report.dry_run = dry_run
-    if dry_run or not report.ok:
+    if dry_run or report.file_errors:
         return report
     with transaction.atomic():
+        # Imports one at a time, each checked against what the one before it registered: two
+        # overlapping manifests at once get the report a second import would, not a crash.
+        advisory_xact_lock("devices.import_manifest")
+        _check_against_database(rows, report)
+        if not report.ok:
+            return report
         for start in range(0, len(rows), BATCH):
             chunk = rows[start : start + BATCH]
             meters = Meter.objects.bulk_create(

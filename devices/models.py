@@ -159,12 +159,25 @@ class MeterReplacement(models.Model):
 class RotationState(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     INIT_SENT = "init_sent", "Key agreement sent to the meter"
+    STALLED = "stalled", "Out of attempts: the meter never answered"
     ACCEPTED = "accepted", "Meter answered; new key waiting for first use"
     COMPLETED = "completed", "Completed (old key retired)"
     CANCELLED = "cancelled", "Cancelled"
 
 
-OPEN_ROTATION_STATES = (RotationState.SCHEDULED, RotationState.INIT_SENT, RotationState.ACCEPTED)
+OPEN_ROTATION_STATES = (
+    RotationState.SCHEDULED,
+    RotationState.INIT_SENT,
+    RotationState.STALLED,
+    RotationState.ACCEPTED,
+)
+# Staff may cancel these. Not an accepted exchange: the meter may already have switched to the
+# new key, and withdrawing it would leave the meter unheard; it completes on the next report.
+CANCELLABLE_ROTATION_STATES = (
+    RotationState.SCHEDULED,
+    RotationState.INIT_SENT,
+    RotationState.STALLED,
+)
 
 
 class KeyRotation(models.Model):
@@ -226,6 +239,7 @@ class AlertKind(models.TextChoices):
     TAMPER = "tamper", "Tamper or store integrity event"
     AUTH_FAILURES = "auth_failures", "Burst of failed authentication"
     IDENTITY_CHANGED = "identity_changed", "Meter presented a different signing key"
+    ROTATION_STALLED = "rotation_stalled", "Key rotation out of attempts"
 
 
 class MeterAlert(models.Model):
@@ -236,8 +250,10 @@ class MeterAlert(models.Model):
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    closed_by = models.CharField(max_length=254, blank=True)
 
     class Meta:
+        permissions = [("close_alert", "Can close meter alerts after looking into them")]
         constraints = [
             models.UniqueConstraint(
                 fields=["meter", "kind"],

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.caps import capped
@@ -18,11 +18,14 @@ from meteragent.protocol import RekeyAccept, RekeyInit, ServerRekey
 
 from .keystore import get_keystore, new_root_key
 from .models import (
+    CANCELLABLE_ROTATION_STATES,
     METER_TRANSITIONS,
     OPEN_ROTATION_STATES,
+    AlertKind,
     KeyRotation,
     KeyState,
     Meter,
+    MeterAlert,
     MeterKey,
     MeterReplacement,
     MeterStatus,
@@ -186,8 +189,9 @@ def _decommission(meter: Meter, *, by: Actor, reason: str) -> None:
             state=KeyState.DESTROYED, wrapped_key=b"", retired_at=now
         )
         meter.rotations.filter(state__in=OPEN_ROTATION_STATES).update(
-            state=RotationState.CANCELLED, wrapped_ephemeral=None
+            state=RotationState.CANCELLED, wrapped_ephemeral=None, completed_at=now
         )
+        meter.alerts.filter(closed_at__isnull=True).update(closed_at=now)
         record(
             "devices.meter_decommissioned",
             actor=by,
@@ -324,8 +328,10 @@ def complete_rekey(meter: Meter, accept: RekeyAccept, *, now: datetime) -> Meter
             .order_by("-pk")
             .first()
         )
+        # A stalled rotation still completes: the meter answered late.
         if rotation is None or rotation.state not in (
             RotationState.INIT_SENT,
+            RotationState.STALLED,
             RotationState.ACCEPTED,
         ):
             record(
@@ -353,6 +359,7 @@ def complete_rekey(meter: Meter, accept: RekeyAccept, *, now: datetime) -> Meter
         rotation.state = RotationState.ACCEPTED
         rotation.wrapped_ephemeral = None  # forward secrecy: the ephemeral key is gone
         rotation.save(update_fields=["state", "wrapped_ephemeral"])
+        close_alerts(meter, AlertKind.ROTATION_STALLED, now=now)
         record(
             "devices.rekey_accepted",
             actor="smsgateway",
@@ -362,17 +369,158 @@ def complete_rekey(meter: Meter, accept: RekeyAccept, *, now: datetime) -> Meter
     return new_key
 
 
-def cancel_rotation(rotation: KeyRotation, *, by: Actor) -> None:
+def stall_rotation(rotation: KeyRotation, *, now: datetime) -> bool:
+    """The last REKEY_INIT went unanswered: stop resending, and alert staff, who cancel the
+    rotation or restart it once the meter is back. A late ACCEPT still completes it. True when
+    the rotation was stalled now (not by a concurrent sweep)."""
     with transaction.atomic():
-        rotation = KeyRotation.objects.select_for_update().get(pk=rotation.pk)
-        if rotation.state not in OPEN_ROTATION_STATES:
-            raise DeviceError(f"rotation is {rotation.state}")
-        rotation.meter.keys.filter(key_id=rotation.new_key_id, state=KeyState.PENDING).update(
-            state=KeyState.WITHDRAWN, wrapped_key=b""
+        rotation = (
+            KeyRotation.objects.select_for_update().select_related("meter").get(pk=rotation.pk)
         )
-        rotation.state, rotation.wrapped_ephemeral = RotationState.CANCELLED, None
-        rotation.save(update_fields=["state", "wrapped_ephemeral"])
-        record("devices.rotation_cancelled", actor=by, target=f"meter:{rotation.meter.number}")
+        if rotation.state != RotationState.INIT_SENT:
+            return False
+        rotation.state = RotationState.STALLED
+        rotation.save(update_fields=["state"])
+        open_alert(
+            rotation.meter,
+            AlertKind.ROTATION_STALLED,
+            now=now,
+            details={
+                "rotation": rotation.pk,
+                "new_key_id": rotation.new_key_id,
+                "attempts": rotation.init_attempts,
+                "last_sent_at": rotation.last_sent_at.isoformat() if rotation.last_sent_at else "",
+            },
+        )
+    return True
+
+
+def cancel_rotations(
+    rotations: Iterable[KeyRotation], *, by: Actor, reason: str = "staff action"
+) -> int:
+    """Cancel open rotations that have not been answered: the exchange's ephemeral key is
+    erased and the meter keeps its current key. A mass request beyond the cap, or one that
+    includes a rotation that cannot be cancelled, is refused whole."""
+    rotations = list(rotations)
+    now = timezone.now()
+    with capped("devices.rotation_cancelled", requested=len(rotations), actor=by):
+        for rotation in _locked_rotations(rotations):
+            if rotation.state not in CANCELLABLE_ROTATION_STATES:
+                raise DeviceError(_not_cancellable(rotation))
+            was = rotation.state
+            rotation.state, rotation.wrapped_ephemeral = RotationState.CANCELLED, None
+            rotation.completed_at = now
+            rotation.save(update_fields=["state", "wrapped_ephemeral", "completed_at"])
+            close_alerts(rotation.meter, AlertKind.ROTATION_STALLED, now=now)
+            record(
+                "devices.rotation_cancelled",
+                actor=by,
+                target=f"meter:{rotation.meter.number}",
+                details={"new_key_id": rotation.new_key_id, "was": was, "reason": reason},
+            )
+    return len(rotations)
+
+
+def cancel_rotation(rotation: KeyRotation, *, by: Actor, reason: str = "staff action") -> None:
+    cancel_rotations([rotation], by=by, reason=reason)
+
+
+def restart_rotations(rotations: Iterable[KeyRotation], *, by: Actor) -> int:
+    """Send a stalled rotation's key agreement again from the first attempt (the meter is back
+    in coverage). The same REKEY_INIT goes out, so a meter that did answer answers the same
+    way. Capped like scheduling; a request with anything but stalled rotations of active
+    meters is refused whole."""
+    rotations = list(rotations)
+    now = timezone.now()
+    with capped("devices.rotation_restarted", requested=len(rotations), actor=by):
+        for rotation in _locked_rotations(rotations):
+            if rotation.state != RotationState.STALLED:
+                raise DeviceError(
+                    f"rotation of meter {rotation.meter} is {rotation.get_state_display()}; "
+                    "only a stalled rotation restarts"
+                )
+            if rotation.meter.status != MeterStatus.ACTIVE:
+                raise DeviceError(f"meter {rotation.meter} is {rotation.meter.status}")
+            attempts = rotation.init_attempts
+            rotation.state, rotation.init_attempts = RotationState.SCHEDULED, 0
+            rotation.save(update_fields=["state", "init_attempts"])
+            close_alerts(rotation.meter, AlertKind.ROTATION_STALLED, now=now)
+            record(
+                "devices.rotation_restarted",
+                actor=by,
+                target=f"meter:{rotation.meter.number}",
+                details={"new_key_id": rotation.new_key_id, "attempts_before": attempts},
+            )
+    return len(rotations)
+
+
+def _locked_rotations(rotations: list[KeyRotation]):
+    return (
+        KeyRotation.objects.select_for_update(of=("self",))
+        .select_related("meter")
+        .filter(pk__in=[r.pk for r in rotations])
+        .order_by("pk")
+    )
+
+
+def _not_cancellable(rotation: KeyRotation) -> str:
+    if rotation.state == RotationState.ACCEPTED:
+        return (
+            f"the meter {rotation.meter} has answered the key agreement and may already use "
+            "the new key; the rotation completes with its next report"
+        )
+    return f"rotation of meter {rotation.meter} is {rotation.get_state_display()}"
+
+
+# --- alerts ---
+
+
+def open_alert(
+    meter: Meter, kind: str, *, now: datetime, details: dict, actor: Actor = "smsgateway"
+) -> bool:
+    """Open an alert on `meter` unless one of that kind is already open, and record it in the
+    audit log as an alert. True when newly opened."""
+    if MeterAlert.objects.filter(meter=meter, kind=kind, closed_at__isnull=True).exists():
+        return False
+    try:
+        with transaction.atomic():
+            MeterAlert.objects.create(meter=meter, kind=kind, opened_at=now, details=details)
+    except IntegrityError:
+        return False  # opened concurrently
+    record(
+        f"devices.alert_{kind}",
+        actor=actor,
+        target=f"meter:{meter.number}",
+        outcome=Outcome.ALERT,
+        details=details,
+    )
+    return True
+
+
+def close_alerts_by_staff(alerts: Iterable[MeterAlert], *, by: Actor, now: datetime) -> int:
+    """Staff looked into these alerts (a tamper report, a burst of failed authentication, a
+    changed signing key) and close them. Audited; returns how many were open."""
+    label = by.get_username() if isinstance(by, AbstractBaseUser) else by
+    closed = 0
+    with transaction.atomic():
+        open_alerts = MeterAlert.objects.select_for_update().select_related("meter")
+        for alert in open_alerts.filter(pk__in=[a.pk for a in alerts], closed_at__isnull=True):
+            alert.closed_at, alert.closed_by = now, label
+            alert.save(update_fields=["closed_at", "closed_by"])
+            record(
+                "devices.alert_closed",
+                actor=by,
+                target=f"meter:{alert.meter.number}",
+                details={"kind": alert.kind, "opened_at": alert.opened_at.isoformat()},
+            )
+            closed += 1
+    return closed
+
+
+def close_alerts(meter: Meter, kind: str, *, now: datetime) -> int:
+    return MeterAlert.objects.filter(meter=meter, kind=kind, closed_at__isnull=True).update(
+        closed_at=now
+    )
 
 
 def register_device_info(
@@ -384,8 +532,6 @@ def register_device_info(
     not taken (someone may be replaying another device's identity) but raises an alert for
     staff, who re-register it after a legitimate re-provisioning. Returns True when accepted.
     """
-    from .models import AlertKind, MeterAlert
-
     with transaction.atomic():
         meter = Meter.objects.select_for_update().get(pk=meter.pk)
         stored = bytes(meter.signing_public_key) if meter.signing_public_key else None

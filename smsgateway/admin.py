@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
+from audit.caps import CapExceeded
 from utility.readonly_admin import ReadOnlyModelAdmin
 
+from . import outbox
 from .models import DeliveryReport, InboundMessage, OutboundMessage
 
 
@@ -20,6 +23,19 @@ class OutboundMessageAdmin(ReadOnlyModelAdmin):
     list_filter = ["status", "kind"]
     search_fields = ["msisdn", "meter__number"]
     exclude = ["payload"]
+    actions = ["send_again"]
+
+    def has_send_again_permission(self, request) -> bool:
+        return request.user.has_perm("smsgateway.send_again")
+
+    @admin.action(description="Send failed messages again", permissions=["send_again"])
+    def send_again(self, request, queryset):
+        try:
+            count = outbox.send_again(queryset, by=request.user, now=timezone.now())
+        except (outbox.SendAgainRefused, CapExceeded) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"{count} messages queued to send again.", messages.SUCCESS)
 
 
 @admin.register(DeliveryReport)

@@ -7,32 +7,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 
-from audit.models import Outcome
-from audit.services import record
 from devices.models import AlertKind, Meter, MeterAlert, MeterStatus
+from devices.services import open_alert
 
 ALERTING_EVENTS = {"tamper", "store_integrity"}
-
-
-def _open(meter: Meter, kind: str, *, now: datetime, details: dict) -> bool:
-    """Open an alert unless one of that kind is already open. True when newly opened."""
-    if MeterAlert.objects.filter(meter=meter, kind=kind, closed_at__isnull=True).exists():
-        return False
-    try:
-        with transaction.atomic():
-            MeterAlert.objects.create(meter=meter, kind=kind, opened_at=now, details=details)
-    except IntegrityError:
-        return False  # opened concurrently
-    record(
-        f"devices.alert_{kind}",
-        actor="smsgateway",
-        target=f"meter:{meter.number}",
-        outcome=Outcome.ALERT,
-        details=details,
-    )
-    return True
 
 
 def meter_heard(meter: Meter, *, now: datetime) -> None:
@@ -49,7 +28,7 @@ def meters_heard(meter_ids: Iterable[int], *, now: datetime) -> None:
 def meter_events(meter: Meter, kinds: Iterable[str], *, now: datetime) -> None:
     alerting = sorted(set(kinds) & ALERTING_EVENTS)
     if alerting:
-        _open(meter, AlertKind.TAMPER, now=now, details={"events": alerting})
+        open_alert(meter, AlertKind.TAMPER, now=now, details={"events": alerting})
 
 
 def authentication_failure(meter: Meter, *, now: datetime) -> None:
@@ -63,7 +42,7 @@ def authentication_failure(meter: Meter, *, now: datetime) -> None:
         received_at__gte=window,
     ).count()
     if recent >= settings.SMS_AUTH_FAILURE_BURST:
-        _open(meter, AlertKind.AUTH_FAILURES, now=now, details={"failures": recent})
+        open_alert(meter, AlertKind.AUTH_FAILURES, now=now, details={"failures": recent})
 
 
 def counter_behind_window(meter: Meter, *, now: datetime, detail: str) -> None:
@@ -82,7 +61,7 @@ def flag_silent_meters(*, now: datetime) -> int:
     )
     flagged = 0
     for meter in silent.iterator():
-        flagged += _open(
+        flagged += open_alert(
             meter,
             AlertKind.SILENT,
             now=now,

@@ -115,6 +115,7 @@ class OutboundMessage(models.Model):
     last_error = models.CharField(max_length=255, blank=True)
 
     class Meta:
+        permissions = [("send_again", "Can send failed outbound SMS again")]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["meter", "created_at"]),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 
+from audit.caps import capped
 from audit.models import Outcome
 from audit.services import record
 
@@ -71,6 +73,39 @@ def send(outbound_id: int, *, now: datetime) -> str:
         last_error=outbound.last_error,
     )
     return outbound.status
+
+
+class SendAgainRefused(Exception):
+    """A message chosen to be sent again is not a failed one."""
+
+
+def send_again(messages: Iterable[OutboundMessage], *, by, now: datetime) -> int:
+    """Staff send failed messages again (the gateway was down longer than the retries last):
+    each goes back in the queue with fresh attempts. Audited and capped like other mass
+    operations; a request that includes anything but failed messages is refused whole."""
+    messages = list(messages)
+    with capped("sms.sent_again", requested=len(messages), actor=by):
+        rows = OutboundMessage.objects.select_for_update().filter(pk__in=[m.pk for m in messages])
+        for outbound in rows.order_by("pk"):
+            if outbound.status != OutboundStatus.FAILED:
+                raise SendAgainRefused(
+                    f"message #{outbound.pk} is {outbound.get_status_display().lower()}; "
+                    "only failed messages are sent again"
+                )
+            outbound.status, outbound.attempts = OutboundStatus.PENDING, 0
+            outbound.next_attempt_at, outbound.last_error = now, ""
+            outbound.save(update_fields=["status", "attempts", "next_attempt_at", "last_error"])
+            record(
+                "sms.sent_again",
+                actor=by,
+                target=f"outbound:{outbound.pk} to {outbound.msisdn}",
+                details={"kind": outbound.kind},
+            )
+    from .tasks import send_outbound_many
+
+    ids = [m.pk for m in messages]
+    transaction.on_commit(lambda: send_outbound_many.delay(outbound_ids=ids))
+    return len(messages)
 
 
 def due_messages(*, now: datetime, limit: int = 1000) -> list[int]:

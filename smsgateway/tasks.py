@@ -67,6 +67,10 @@ def sweep_inbound() -> int:
 
 @shared_task(name="smsgateway.send_rekey_inits")
 def send_rekey_inits() -> int:
+    """Beat: send due key agreements, and stall the rotations that ran out of attempts."""
     from .rekeys import send_rekey_inits as send
+    from .rekeys import stall_unanswered_rotations
 
-    return send(now=timezone.now())
+    now = timezone.now()
+    stall_unanswered_rotations(now=now)
+    return send(now=now)

@@ -290,6 +290,9 @@ DEVICE_KEYSTORE = env.str("DEVICE_KEYSTORE", default="devices.keystore.HpkeKeySt
 ANOMALY_CAPS = {
     "devices.bundle_issued": (env.int("CAP_BUNDLES_PER_HOUR", default=200), 3600),
     "devices.rotation_scheduled": (env.int("CAP_ROTATIONS_PER_HOUR", default=500), 3600),
+    "devices.rotation_cancelled": (env.int("CAP_ROTATION_CANCELS_PER_HOUR", default=500), 3600),
+    "devices.rotation_restarted": (env.int("CAP_ROTATION_RESTARTS_PER_HOUR", default=500), 3600),
+    "sms.sent_again": (env.int("CAP_SMS_SENT_AGAIN_PER_HOUR", default=1000), 3600),
     "devices.meter_suspended": (env.int("CAP_SUSPENSIONS_PER_DAY", default=100), 86400),
     "devices.meter_decommissioned": (env.int("CAP_DECOMMISSIONS_PER_DAY", default=200), 86400),
 }
@@ -367,6 +370,7 @@ AUTHENTICATION_BACKENDS = [
 ACCOUNT_ADAPTER = "accounts.adapters.CustomerAccountAdapter"
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms_customer.MeterNumberSignupForm"
 ACCOUNT_FORMS = {
+    "signup": "accounts.forms_customer_auth.CustomerSignupForm",
     "login": "accounts.forms_customer_auth.CustomerLoginForm",
     "reset_password": "accounts.forms_customer_auth.CustomerResetPasswordForm",
 }

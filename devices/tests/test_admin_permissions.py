@@ -22,6 +22,7 @@ PAGES = {
     "/admin/devices/sim/": {"Support", "Provisioning", "Revenue protection"},
     "/admin/devices/meterkey/": {"Provisioning", "Security admin"},
     "/admin/devices/keyrotation/": {"Provisioning", "Security admin"},
+    "/admin/devices/meteralert/": {"Provisioning", "Revenue protection", "Security admin"},
 }
 
 

@@ -119,14 +119,13 @@ def test_one_open_rotation_per_meter_and_only_for_active_meters(active_meter, ma
 
 @pytest.mark.django_db
 def test_cancel_and_decommission_close_the_exchange(active_meter):
-    meter, root, key_id = active_meter()
+    meter, _, key_id = active_meter()
     [rotation] = schedule_rotations([meter], by="test")
-    init, _ = rekey_init(rotation, now=timezone.now())
-    complete_rekey(
-        meter, meter_handle_init(derive_keys(root, key_id), init, 1).accept, now=timezone.now()
-    )
+    rekey_init(rotation, now=timezone.now())
     cancel_rotation(rotation, by="test")
-    assert _states(meter)[rotation.new_key_id] == KeyState.WITHDRAWN
+    rotation.refresh_from_db()
+    assert rotation.state == RotationState.CANCELLED and rotation.wrapped_ephemeral is None
+    assert _states(meter) == {key_id: KeyState.ACTIVE}
 
     other, _, _ = active_meter()
     [rotation] = schedule_rotations([other], by="test")

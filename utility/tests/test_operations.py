@@ -1,0 +1,127 @@
+"""The operations home's list of stopped and overdue work: each lifecycle's timeout that ends
+with staff is counted there, with the admin list that acts on it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.customer_testing import make_customer
+from accounts.models import AccountDeletionRequest
+from billing.models import BillingRun, RunStatus
+from devices.models import Meter, RotationState
+from devices.services import issue_bundle, schedule_rotations, stall_rotation
+from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
+from fraud.models import WorkOrder, WorkOrderState
+from fraud.tests.conftest import (  # noqa: F401
+    fraud_roles,
+    premises_meter,
+    registered_key,
+    signing_key,
+)
+from fraud.tests.test_dispatch import open_case, people  # noqa: F401
+from smsgateway.models import InboundMessage, OutboundMessage, OutboundStatus
+from smsgateway.tests.conftest import test_meter  # noqa: F401
+from utility.operations import stuck_items
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def _by_label(now):
+    return {item.label: item for item in stuck_items(now=now)}
+
+
+def test_nothing_stopped_counts_nothing():
+    assert {item.count for item in stuck_items()} == {0}
+
+
+def test_stopped_and_overdue_work_is_counted_with_links(
+    test_meter,  # noqa: F811
+    open_case,  # noqa: F811
+    people,  # noqa: F811
+    make_meter,  # noqa: F811
+):
+    now = timezone.now()
+    meter = test_meter()
+    [rotation] = schedule_rotations([meter.meter], by="test")
+    rotation.state = RotationState.INIT_SENT
+    rotation.save(update_fields=["state"])
+    stall_rotation(rotation, now=now)
+    for n, status in enumerate([OutboundStatus.FAILED, OutboundStatus.FAILED, OutboundStatus.SENT]):
+        OutboundMessage.objects.create(
+            meter=meter.meter,
+            msisdn=meter.msisdn,
+            kind="ack",
+            payload=b"x",
+            key_id=1,
+            counter=n + 1,
+            status=status,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    for n, age in enumerate([timedelta(minutes=30), timedelta(minutes=1)]):
+        InboundMessage.objects.create(
+            gateway="kannel",
+            dedupe_key=f"k{n}",
+            sender=meter.msisdn,
+            payload=b"x",
+            received_at=now - age,
+        )
+    BillingRun.objects.create(
+        period_start=date(2026, 10, 1),
+        period_end=date(2026, 10, 31),
+        status=RunStatus.COMPLETED_WITH_ERRORS,
+        started_at=now - timedelta(days=30),
+        started_by="test",
+    )
+    BillingRun.objects.create(
+        period_start=date(2026, 11, 1),
+        period_end=date(2026, 11, 30),
+        status=RunStatus.RUNNING,
+        started_at=now - timedelta(hours=5),
+        started_by="test",
+    )
+    analyst, engineer = people["analyst"][0], people["alice"][0]
+    for state, age in [
+        (WorkOrderState.AWAITING_APPROVAL, timedelta(days=2)),
+        (WorkOrderState.ASSIGNED, timedelta(days=20)),
+    ]:
+        WorkOrder.objects.create(
+            case=open_case(),
+            engineer=engineer,
+            created_by=analyst,
+            state=state,
+            created_at=now - age,
+        )
+    uninstalled = make_meter()
+    issue_bundle(uninstalled, by="test")
+    Meter.objects.filter(pk=uninstalled.pk).update(status_changed_at=now - timedelta(days=31))
+    issue_bundle(make_meter(), by="test")  # provisioned today: not overdue
+    AccountDeletionRequest.objects.create(
+        user=make_customer("leaving@example.com"),
+        email="leaving@example.com",
+        requested_at=now - timedelta(days=8),
+    )
+
+    items = _by_label(now)
+    assert {label: item.count for label, item in items.items()} == {
+        "Key rotations out of attempts": 1,
+        "Meters provisioned but never heard": 1,
+        "Outbound SMS out of retries": 2,
+        "Inbound SMS waiting unprocessed": 1,  # the fresh one is still in the queue
+        "Billing runs failed or stuck": 2,
+        "Dispatches waiting for a second approver": 1,
+        "Field visits not recorded": 1,
+        "Account deletion requests waiting": 1,
+    }
+    assert items["Key rotations out of attempts"].url == (
+        "/admin/devices/keyrotation/?state__exact=stalled"
+    )
+    assert items["Outbound SMS out of retries"].url == (
+        "/admin/smsgateway/outboundmessage/?status__exact=failed"
+    )
+    assert items["Account deletion requests waiting"].oldest == now - timedelta(days=8)
+    # A day later nothing new is overdue, and what was stays counted.
+    assert _by_label(now + timedelta(days=1))["Field visits not recorded"].count == 1
