@@ -163,14 +163,18 @@ class KannelAdapter:
 
 
 def _parse_time(value: str) -> datetime | None:
+    """Kannel's `%T` (Unix seconds) or `%t` (ISO, UTC). A value that is no time we can store
+    is a refusal: the platform's C library answers an out-of-range timestamp with OSError,
+    Python's own code with ValueError or OverflowError."""
     if not value:
         return None
     try:
         if value.isdigit():
             return datetime.fromtimestamp(int(value), tz=UTC)
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        return None
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
+        raise GatewayRejected("bad time", 400) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 ADAPTERS: dict[str, GatewayAdapter] = {"kannel": KannelAdapter()}

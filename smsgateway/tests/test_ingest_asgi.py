@@ -152,6 +152,10 @@ def test_a_report_is_stored_answered_and_then_processed(test_meter, settings):
         ({"body": b"x" * 4096, "chunk": 100}, 413, "body too large"),
         ({"headers": [(b"content-length", b"many")]}, 400, "bad content length"),
         ({"query": {"coding": "70000"}}, 400, "bad coding"),
+        # Past what the C library converts (OSError), past datetime (OverflowError), no date.
+        ({"query": {"time": "4611686018427387904"}}, 400, "bad time"),
+        ({"query": {"time": "9" * 40}}, 400, "bad time"),
+        ({"query": {"time": "2026-13-45 25:61:00"}}, 400, "bad time"),
     ],
 )
 def test_requests_not_from_our_gateway_are_refused_and_audited(
