@@ -210,6 +210,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_NAME = "__Host-sessionid" if not DEBUG else "sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken" if not DEBUG else "csrftoken"
+MESSAGES_COOKIE_NAME = "__Host-messages" if not DEBUG else "messages"
+MESSAGE_STORAGE = "utility.messages.HostFallbackStorage"
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
