@@ -9,13 +9,14 @@ from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import mail_admins
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from audit.models import Outcome
 from audit.services import record
+from utility.client_address import client_address
 
 from . import customer_limits
 
@@ -32,6 +33,13 @@ def next_step_url(user) -> str:
 
 
 class CustomerAccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # allauth's rate limits key on this: the project's one proxy rule, not allauth's count.
+        address = client_address(request)
+        if not address:
+            raise PermissionDenied("Unable to determine client IP address")
+        return address
+
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         return next_step_url(request.user)
 

@@ -3,9 +3,9 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django_otp.forms import otp_verification_failed
 
-from audit.context import client_ip
 from audit.models import Outcome
 from audit.services import record
+from utility.client_address import client_address
 
 from .lockout import note_staff_login_failure, staff_login_locked
 from .otp import verify_totp
@@ -33,7 +33,7 @@ class StaffLoginForm(AdminAuthenticationForm):
 
     def clean(self):
         email = (self.data.get("username") or "").strip().lower()[:254]
-        address = client_ip(self.request) if self.request else None
+        address = client_address(self.request) if self.request else None
         if email and staff_login_locked(email, address):
             record("login.locked_out", actor="anonymous", target=email, outcome=Outcome.DENIED)
             raise ValidationError(

@@ -228,11 +228,9 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("BEHIND_TLS_PROXY", default=False):
     # nginx terminates TLS and sets this header; only trust it behind such a proxy.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-# allauth's rate limits key on the client address too: the same proxies are trusted there, or
-# every customer would share nginx's address (one client could lock the whole site out).
-ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Addresses (or networks) of our own reverse proxies: only a peer among them may name the
+# client in X-Forwarded-For (utility.client_address, which allauth's rate limits use too).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # No inline script or style anywhere: everything is served from our own static files.
 CONTENT_SECURITY_POLICY = {

@@ -295,7 +295,7 @@ def test_staff_cannot_use_the_customer_login(client, make_staff):
 @pytest.mark.django_db(transaction=True)
 def test_behind_the_proxy_one_clients_failures_do_not_lock_out_another(client, settings):
     """allauth's per-address limits see the client behind nginx, not nginx itself."""
-    settings.TRUSTED_PROXY_COUNT = settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
     settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login_failed": "3/m/ip"}
     make_customer("bystander@example.com")
     for i in range(4):
@@ -312,3 +312,29 @@ def test_behind_the_proxy_one_clients_failures_do_not_lock_out_another(client, s
         REMOTE_ADDR="127.0.0.1",
     )
     assert other.status_code == 302  # signed in: the attacker's address is not everyone's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_is_not_the_proxy_cannot_name_another_address(client, settings):
+    """Only our proxy may set the client address: a direct peer's X-Forwarded-For is ignored
+    by the rate limits and by the audit log."""
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login_failed": "3/m/ip"}
+    make_customer("victim@example.com")
+    for i in range(4):
+        client.post(
+            "/accounts/login/",
+            {"login": f"guess{i}@example.com", "password": "wrong password 1"},
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{i}",
+            REMOTE_ADDR="198.51.100.66",
+        )
+    again = client.post(
+        "/accounts/login/",
+        {"login": "victim@example.com", "password": CUSTOMER_PASSWORD},
+        HTTP_X_FORWARDED_FOR="192.0.2.99",
+        REMOTE_ADDR="198.51.100.66",
+    )
+    assert again.status_code != 302 and "_auth_user_id" not in client.session
+    failures = AuditEvent.objects.filter(action="login.failure")
+    assert failures.exists()
+    assert set(failures.values_list("source_ip", flat=True)) == {"198.51.100.66"}
