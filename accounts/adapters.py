@@ -8,6 +8,7 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.sites.shortcuts import get_current_site
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import mail_admins
@@ -18,7 +19,7 @@ from audit.models import Outcome
 from audit.services import record
 from utility.client_address import client_address
 
-from . import customer_limits
+from . import customer_limits, customer_services
 
 
 def next_step_url(user) -> str:
@@ -33,6 +34,15 @@ def next_step_url(user) -> str:
 
 
 class CustomerAccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # Rendered here, delivered by a worker: every branch of sign-up and reset queues one.
+        from allauth.core import context as allauth_context
+
+        request = allauth_context.request
+        ctx = {"request": request, "email": email, "current_site": get_current_site(request)}
+        ctx.update(context)
+        customer_services.queue_email(self.render_mail(template_prefix, email, ctx))
+
     def get_client_ip(self, request: HttpRequest) -> str:
         # allauth's rate limits key on this: the project's one proxy rule, not allauth's count.
         address = client_address(request)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import mail_admins, send_mail
+from django.core.mail import EmailMessage, EmailMultiAlternatives, mail_admins, send_mail
 from django.db import transaction
 from django.utils.crypto import salted_hmac
 
@@ -309,3 +309,35 @@ def process_deletion_request(
     record(
         "customer.deletion_processed", actor=by, target=request.email, details={"id": request.pk}
     )
+
+
+def queue_email(message: EmailMessage) -> None:
+    """Hand a rendered account e-mail to a worker once the request's writes are committed.
+    Every sign-up and reset answer queues exactly one, whatever exists."""
+    from .tasks import send_email
+
+    alternatives = [
+        [content, mimetype] for content, mimetype in getattr(message, "alternatives", [])
+    ]
+    payload = {
+        "subject": message.subject,
+        "body": message.body,
+        "from_email": message.from_email,
+        "to": list(message.to),
+        "headers": dict(message.extra_headers),
+        "alternatives": alternatives,
+    }
+    transaction.on_commit(lambda: send_email.delay(message=payload))
+
+
+def deliver_email(message: dict) -> None:
+    email = EmailMultiAlternatives(
+        subject=message["subject"],
+        body=message["body"],
+        from_email=message["from_email"],
+        to=message["to"],
+        headers=message["headers"],
+    )
+    for content, mimetype in message["alternatives"]:
+        email.attach_alternative(content, mimetype)
+    email.send()

@@ -361,8 +361,8 @@ MIDDLEWARE.insert(
     "allauth.usersessions.middleware.UserSessionsMiddleware",
 )
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",  # the staff login (/admin/login/)
-    "allauth.account.auth_backends.AuthenticationBackend",  # customers (/accounts/login/)
+    "accounts.backends.StaffBackend",  # the staff login (/admin/login/)
+    "accounts.backends.CustomerBackend",  # customers (/accounts/login/)
 ]
 ACCOUNT_ADAPTER = "accounts.adapters.CustomerAccountAdapter"
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms_customer.MeterNumberSignupForm"

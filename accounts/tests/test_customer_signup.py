@@ -280,16 +280,21 @@ def test_login_failure_same_for_unknown_and_known_address(client):
 
 
 @pytest.mark.django_db
-def test_staff_cannot_use_the_customer_login(client, make_staff):
+def test_staff_cannot_use_the_customer_login_and_it_does_not_tell(client, make_staff):
+    """A staff e-mail with its right password is answered as a wrong password: the customer
+    login confirms neither that the account is staff nor that the password is right."""
+    from allauth.account.models import EmailAddress
+
     from accounts.testing import STAFF_PASSWORD
 
     user, _ = make_staff("support@example.com", roles=["Support"])
-    from allauth.account.models import EmailAddress
-
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    response = client.post("/accounts/login/", {"login": user.email, "password": STAFF_PASSWORD})
-    assert response.status_code == 302 and response.url.startswith("/admin/login/")
+    right = client.post("/accounts/login/", {"login": user.email, "password": STAFF_PASSWORD})
+    wrong = client.post("/accounts/login/", {"login": user.email, "password": "nope nope 1"})
+    assert right.status_code == wrong.status_code == 200
+    assert normalised(right) == normalised(wrong)
     assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="login.failure", target=user.email).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
