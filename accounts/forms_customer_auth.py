@@ -4,14 +4,17 @@ from forms_customer: allauth imports the sign-up form class while its own forms 
 from __future__ import annotations
 
 from allauth.account.adapter import get_adapter
-from allauth.account.forms import LoginForm, ResetPasswordForm
+from allauth.account.forms import LoginForm, ResetPasswordForm, SignupForm
+from allauth.account.internal.flows.email_verification import (
+    add_email_verification_sent_message,
+)
 from allauth.account.internal.flows.password_reset import request_password_reset
 from django import forms
 
 from audit.caps import capped
 from audit.services import record
 
-from . import customer_limits
+from . import customer_limits, customer_services
 from .forms_customer import TOO_MANY, MeterNumberField
 from .selectors import users_with_email, users_with_email_and_meter
 
@@ -22,6 +25,24 @@ class CustomerLoginForm(LoginForm):
 
     def _setup_password_field(self) -> None:
         return None
+
+
+class CustomerSignupForm(SignupForm):
+    """E-mail and meter number (`forms_customer.MeterNumberSignupForm`). The request does the
+    same work whatever exists: no lookup of the address here (allauth's would tell by its
+    time), one queued task that makes the account or mails the address that it has one, the
+    same answer."""
+
+    def validate_unique_email(self, value: str) -> str:
+        return value  # decided by the task, where its time tells nobody anything
+
+    def try_save(self, request):
+        email = self.cleaned_data["email"]
+        customer_services.queue_registration(
+            request, email=email, meter_number=self.cleaned_data["meter_number"]
+        )
+        add_email_verification_sent_message(request, email, signup=True)
+        return None, get_adapter().respond_email_verification_sent(request, None)
 
 
 class CustomerResetPasswordForm(ResetPasswordForm):

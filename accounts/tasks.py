@@ -20,3 +20,10 @@ def send_email(*, message: dict) -> None:
     from .customer_services import deliver_email
 
     deliver_email(message)
+
+
+@shared_task(name="accounts.register_customer")
+def register_customer(*, email: str, meter_number: str) -> str:
+    from .customer_services import register_customer as register
+
+    return register(email=email, meter_number=meter_number, now=timezone.now())

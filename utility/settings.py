@@ -368,6 +368,7 @@ ACCOUNT_ADAPTER = "accounts.adapters.CustomerAccountAdapter"
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms_customer.MeterNumberSignupForm"
 ACCOUNT_FORMS = {
     "login": "accounts.forms_customer_auth.CustomerLoginForm",
+    "signup": "accounts.forms_customer_auth.CustomerSignupForm",
     "reset_password": "accounts.forms_customer_auth.CustomerResetPasswordForm",
 }
 ACCOUNT_LOGIN_METHODS = {"email"}

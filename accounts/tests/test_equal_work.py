@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
-from celery.signals import task_prerun
+from celery.signals import before_task_publish, task_prerun
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -44,13 +44,18 @@ def work_done():
     def ran(sender=None, **kwargs):
         done.tasks.append(sender.name)
 
+    def queued(sender=None, **kwargs):
+        done.tasks.append(sender)
+
     task_prerun.connect(ran, weak=False)
+    before_task_publish.connect(queued, weak=False)
     hashes, mails = CountingArgon2Hasher.calls, len(mail.outbox)
     try:
         with CaptureQueriesContext(connection) as queries:
             yield done
     finally:
         task_prerun.disconnect(ran)
+        before_task_publish.disconnect(queued)
     done.statements = [_shape(q["sql"]) for q in queries.captured_queries]
     done.hashes = CountingArgon2Hasher.calls - hashes
     done.mails = len(mail.outbox) - mails
@@ -186,3 +191,39 @@ def test_every_password_reset_does_the_same_work(client, test_meter):  # noqa: F
     )
     assert done["known address, its meter"].statements.count(token_reads) == 0  # ignored
     assert done["unknown address"].mails == 1 and done["unknown address"].hashes == 0
+
+
+@pytest.fixture
+def tasks_queued_not_run():
+    """Tasks go to the broker (Redis) as from a web worker, instead of running in the test."""
+    from utility.celery import app
+
+    if not app.conf.broker_url.startswith("redis"):
+        pytest.skip("needs the Redis broker")
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, False
+    yield
+    app.conf.task_always_eager = eager
+    app.control.purge()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_signup_does_the_same_work(client, tasks_queued_not_run):
+    make_customer("known@example.com")
+    number = "ZZZZZZZZZZZZZZZZZZZZZZZZ9"
+
+    def signup(email: str) -> Callable[[], object]:
+        def post():
+            response = client.post("/accounts/signup/", {"email": email, "meter_number": number})
+            assert response.status_code == 302 and response.url == "/accounts/confirm-email/"
+
+        return post
+
+    done = _same_work(
+        {
+            "known address": signup("known@example.com"),
+            "known address, other case": signup("Known@Example.com"),
+            "new address": signup("new@example.com"),
+        }
+    )
+    assert done["new address"].tasks == ["accounts.register_customer"]
+    assert done["new address"].hashes == done["new address"].mails == 0
