@@ -7,6 +7,7 @@ import re
 import pytest
 from django.core import mail
 from django.test import Client
+from django.utils.timezone import now as timezone_now
 
 from accounts.customer_testing import (
     CUSTOMER_PASSWORD,
@@ -343,3 +344,47 @@ def test_a_client_that_is_not_the_proxy_cannot_name_another_address(client, sett
     failures = AuditEvent.objects.filter(action="login.failure")
     assert failures.exists()
     assert set(failures.values_list("source_ip", flat=True)) == {"198.51.100.66"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_signup_for_the_same_address_gets_the_duplicate_answer():
+    """Two sign-ups for one new address: the one that commits second is told the address has
+    an account (by e-mail, as any duplicate), not a crash."""
+    import threading
+    import time as clock
+
+    from django.db import connection, transaction
+
+    from accounts.customer_services import register_customer
+
+    inserted, release, outcome = threading.Event(), threading.Event(), {}
+
+    def first_signup():
+        with transaction.atomic():
+            User.objects.create_user("race@example.com", None)
+            inserted.set()
+            release.wait(10)
+        connection.close()
+
+    def second_signup():
+        try:
+            outcome["second"] = register_customer(
+                email="race@example.com", meter_number=UNKNOWN_METER, now=timezone_now()
+            )
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_signup)
+    first.start()
+    assert inserted.wait(10)
+    second = threading.Thread(target=second_signup)
+    second.start()
+    clock.sleep(0.5)  # the second now waits on the unique index for the first to commit
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert outcome["second"] == "exists"
+    assert User.objects.filter(email="race@example.com").count() == 1
+    assert [m.subject for m in mail.outbox if "race@example.com" in m.to] == [
+        "[Meter portal] Account Already Exists"
+    ]
