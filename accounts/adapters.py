@@ -8,16 +8,19 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.sites.shortcuts import get_current_site
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import mail_admins
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from audit.models import Outcome
 from audit.services import record
+from utility.client_address import client_address
 
-from . import customer_limits
+from . import customer_limits, customer_services
 
 
 def next_step_url(user) -> str:
@@ -32,6 +35,41 @@ def next_step_url(user) -> str:
 
 
 class CustomerAccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # Rendered here, delivered by a worker: every branch of sign-up and reset queues one.
+        # Sign-up mails are rendered by a task, without a request: links use SITE_URL.
+        from allauth.core import context as allauth_context
+
+        request = allauth_context.request
+        site = get_current_site(request) if request is not None else customer_services.site()
+        ctx = {"request": request, "email": email, "current_site": site}
+        ctx.update(context)
+        customer_services.queue_email(self.render_mail(template_prefix, email, ctx))
+
+    def get_email_confirmation_url(self, request: HttpRequest | None, emailconfirmation) -> str:
+        if request is not None:
+            return super().get_email_confirmation_url(request, emailconfirmation)
+        return customer_services.site_url(
+            reverse("account_confirm_email", args=[emailconfirmation.key])
+        )
+
+    def send_account_already_exists_mail(self, email: str) -> None:
+        self.send_mail(
+            "account/email/account_already_exists",
+            email,
+            {
+                "signup_url": customer_services.site_url(reverse("account_signup")),
+                "password_reset_url": customer_services.site_url(reverse("account_reset_password")),
+            },
+        )
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # allauth's rate limits key on this: the project's one proxy rule, not allauth's count.
+        address = client_address(request)
+        if not address:
+            raise PermissionDenied("Unable to determine client IP address")
+        return address
+
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         return next_step_url(request.user)
 
@@ -41,8 +79,15 @@ class CustomerAccountAdapter(DefaultAccountAdapter):
         return super().get_signup_redirect_url(request)
 
     def get_email_verification_redirect_url(self, email_address) -> str:
-        if self.request.user.is_authenticated:
-            return next_step_url(self.request.user)
+        request = self.request
+        if not request.user.is_authenticated and customer_services.signed_up_here(
+            request, email_address
+        ):
+            # The account was made by a task after this browser signed up, so allauth's own
+            # login-on-confirmation (which needs the account in the session) cannot apply.
+            login(request, email_address.user, backend="accounts.backends.CustomerBackend")
+        if request.user.is_authenticated:
+            return next_step_url(request.user)
         return reverse("account_login")
 
     def get_password_change_redirect_url(self, request: HttpRequest) -> str:

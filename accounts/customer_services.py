@@ -11,10 +11,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.mail import mail_admins, send_mail
-from django.db import transaction
+from django.core.mail import EmailMessage, EmailMultiAlternatives, mail_admins, send_mail
+from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
 
 from audit.caps import check_cap
@@ -312,3 +313,110 @@ def process_deletion_request(
     record(
         "customer.deletion_processed", actor=by, target=request.email, details={"id": request.pk}
     )
+
+
+def queue_email(message: EmailMessage) -> None:
+    """Hand a rendered account e-mail to a worker once the request's writes are committed.
+    Every sign-up and reset answer queues exactly one, whatever exists."""
+    from .tasks import send_email
+
+    alternatives = [
+        [content, mimetype] for content, mimetype in getattr(message, "alternatives", [])
+    ]
+    payload = {
+        "subject": message.subject,
+        "body": message.body,
+        "from_email": message.from_email,
+        "to": list(message.to),
+        "headers": dict(message.extra_headers),
+        "alternatives": alternatives,
+    }
+    transaction.on_commit(lambda: send_email.delay(message=payload))
+
+
+def deliver_email(message: dict) -> None:
+    email = EmailMultiAlternatives(
+        subject=message["subject"],
+        body=message["body"],
+        from_email=message["from_email"],
+        to=message["to"],
+        headers=message["headers"],
+    )
+    for content, mimetype in message["alternatives"]:
+        email.attach_alternative(content, mimetype)
+    email.send()
+
+
+# --- Sign-up: the request does the same work whatever exists; a task makes the account. ---
+
+SIGNED_UP_SESSION_KEY = "customer_signed_up_email"
+
+
+def queue_registration(request, *, email: str, meter_number: str) -> None:
+    """What the sign-up request does for every address: remember in this browser's session
+    which address signed up, and queue the task that makes the account or tells the mailbox
+    it has one (`register_customer`). No lookup, write or mail depends on the address."""
+    from .tasks import register_customer as register_customer_task
+
+    email = email.lower()
+    request.session[SIGNED_UP_SESSION_KEY] = email
+    transaction.on_commit(
+        lambda: register_customer_task.delay(email=email, meter_number=meter_number)
+    )
+
+
+def register_customer(*, email: str, meter_number: str, now: datetime) -> str:
+    """Make a customer account for `email` (no password yet: it is set after the meter code),
+    ask for the meter's code, and mail the confirmation link; or, if the address has an
+    account, mail it that it has one. A concurrent sign-up for the same address that commits
+    first makes this one the second kind. Returns what happened (for the task log)."""
+    from allauth.account.models import EmailAddress
+    from allauth.account.utils import get_adapter
+
+    from .selectors import users_with_email
+
+    address = None
+    if not users_with_email(email).exists():
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(email, None)
+                address = EmailAddress.objects.create(
+                    user=user, email=email, primary=True, verified=False
+                )
+                request_claim(user, meter_number, now=now)
+        except IntegrityError:
+            address = None  # the address was taken meanwhile
+    if address is None:
+        get_adapter().send_account_already_exists_mail(email)
+        return "exists"
+    address.send_confirmation(None, signup=True)
+    return "created"
+
+
+def signed_up_here(request, email_address) -> bool:
+    """Whether this browser signed up with the address just confirmed, for an account that
+    has no password yet: then confirming signs it in, to go on to the meter code."""
+    signed_up = request.session.get(SIGNED_UP_SESSION_KEY)
+    if signed_up is None or signed_up != email_address.email.lower():
+        return False
+    del request.session[SIGNED_UP_SESSION_KEY]
+    user = email_address.user
+    return email_address.verified and user.is_active and not user.has_usable_password()
+
+
+@dataclass(frozen=True)
+class Site:
+    """What e-mail templates read of `current_site` when no request is at hand."""
+
+    name: str
+    domain: str
+
+
+def site() -> Site:
+    host = urlsplit(settings.SITE_URL).netloc
+    return Site(name=host, domain=host)
+
+
+def site_url(path: str) -> str:
+    """An absolute link on the portal's configured address (never the request's Host)."""
+    return settings.SITE_URL.rstrip("/") + path

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from allauth.account.adapter import get_adapter
 from allauth.account.forms import LoginForm, ResetPasswordForm, SignupForm
+from allauth.account.internal.flows.email_verification import (
+    add_email_verification_sent_message,
+)
 from allauth.account.internal.flows.password_reset import request_password_reset
 from django import forms
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 
 from audit.caps import capped
 from audit.services import record
 
-from . import customer_limits
+from . import customer_limits, customer_services
 from .forms_customer import TOO_MANY, MeterNumberField
+from .selectors import users_with_email, users_with_email_and_meter
 
 
 class CustomerLoginForm(LoginForm):
@@ -26,30 +28,35 @@ class CustomerLoginForm(LoginForm):
 
 
 class CustomerSignupForm(SignupForm):
-    """Sign-up whose race on a new e-mail address answers like a duplicate: requests that all
-    found the address free race to create the account; the losers' unique-constraint error
-    becomes allauth's answer to an existing account (the same page, a mail to the address)."""
+    """E-mail and meter number (`forms_customer.MeterNumberSignupForm`). The request does the
+    same work whatever exists: no lookup of the address here (allauth's would tell by its
+    time), one queued task that makes the account or mails the address that it has one, the
+    same answer."""
+
+    def validate_unique_email(self, value: str) -> str:
+        return value  # decided by the task, where its time tells nobody anything
 
     def try_save(self, request):
-        try:
-            with transaction.atomic():  # the account and its claim, or neither
-                return super().try_save(request)
-        except IntegrityError:
-            if (
-                not get_user_model()
-                .objects.filter(email__iexact=self.cleaned_data.get("email", ""))
-                .exists()
-            ):
-                raise
-            self.account_already_exists = True
-            return super().try_save(request)
+        email = self.cleaned_data["email"]
+        customer_services.queue_registration(
+            request, email=email, meter_number=self.cleaned_data["meter_number"]
+        )
+        add_email_verification_sent_message(request, email, signup=True)
+        return None, get_adapter().respond_email_verification_sent(request, None)
 
 
 class CustomerResetPasswordForm(ResetPasswordForm):
     """Reset needs the e-mail and a meter number of the account. The mailbox is told what
-    happened in every case; the page is the same in every case."""
+    happened in every case; the page is the same in every case, and so is the work: two
+    lookups, one audit record, one queued e-mail."""
 
     meter_number = MeterNumberField()
+
+    def clean_email(self) -> str:
+        # One lookup whatever exists (allauth's skips a query for a verified address).
+        email = get_adapter().clean_email(self.cleaned_data["email"].lower())
+        self.users = list(users_with_email(email).filter(is_active=True))
+        return self.cleaned_data["email"]
 
     def clean(self):
         cleaned = super().clean()
@@ -58,23 +65,13 @@ class CustomerResetPasswordForm(ResetPasswordForm):
             raise forms.ValidationError(TOO_MANY)
         return cleaned
 
-    def _users_with_meter(self, number: str) -> list:
-        """The accounts with this e-mail that occupy or have claimed this meter."""
-        from .models import MeterClaim, MeterOccupancy
-
-        return [
-            user
-            for user in self.users
-            if MeterOccupancy.objects.filter(user=user, meter__number=number).exists()
-            or MeterClaim.objects.filter(user=user, meter_number=number).exists()
-        ]
-
     def save(self, request, **kwargs) -> str:
         """Called by allauth's view after its own rate limits, so refused requests are not
         counted. Raises CapExceeded (nothing sent) over the fleet-wide cap (S12); the record is
         written under the cap's lock, so concurrent requests count one another."""
         email, number = self.cleaned_data["email"], self.cleaned_data["meter_number"]
-        users, matching = list(self.users), self._users_with_meter(number)
+        users = self.users
+        matching = list(users_with_email_and_meter(email, number).filter(is_active=True))
         with capped("accounts.password_reset_requested", actor="anonymous"):
             record(
                 "accounts.password_reset_requested",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import Outcome
@@ -11,16 +13,35 @@ from audit.services import record
 from .models import User
 
 
-def verify_totp(user: User, token: str) -> TOTPDevice | None:
-    """The user's confirmed TOTP device that accepts `token`, honouring django-otp throttling."""
+def staff_device(email: str) -> TOTPDevice | None:
+    """The authenticator of the staff account with this e-mail, if any (enrolment keeps one).
+    The staff login looks it up before the password is checked, for every e-mail alike."""
+    return (
+        TOTPDevice.objects.filter(user__email=email, user__is_staff=True, confirmed=True)
+        .order_by("-pk")
+        .first()
+    )
+
+
+def verify_totp(device: TOTPDevice | None, token: str) -> bool:
+    """Whether `token` is the device's current code, honouring django-otp's throttling and
+    replay protection. One write to the device whatever the outcome: django-otp saves the code
+    used or the throttle; with nothing to check, `note_second_factor_failure` writes the same
+    statement, so no branch answers sooner."""
     token = token.strip().replace(" ", "")
-    if not token.isdigit():
-        return None
-    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
-        allowed, _ = device.verify_is_allowed()
-        if allowed and device.verify_token(token):
-            return device
-    return None
+    if device is not None and token.isdigit() and device.verify_is_allowed()[0]:
+        return device.verify_token(token)
+    note_second_factor_failure(device)
+    return False
+
+
+def note_second_factor_failure(device: TOTPDevice | None) -> None:
+    """A failed staff sign-in slows the account's second factor (django-otp's throttle),
+    whichever factor failed: one UPDATE, of no row when there is no such device."""
+    TOTPDevice.objects.filter(pk=device.pk if device else None).update(
+        throttling_failure_count=F("throttling_failure_count") + 1,
+        throttling_failure_timestamp=timezone.now(),
+    )
 
 
 @transaction.atomic

@@ -2,6 +2,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from utility.client_address import client_address
+
 from . import context
 
 
@@ -12,7 +14,7 @@ class AuditContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        token = context.activate(context.AuditContext(source_ip=context.client_ip(request)))
+        token = context.activate(context.AuditContext(source_ip=client_address(request)))
         try:
             return self.get_response(request)
         finally:

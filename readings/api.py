@@ -12,7 +12,12 @@ from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import authentication, exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
@@ -127,11 +132,24 @@ _access_schema = inline_serializer(
 )
 
 
+_error_schema = inline_serializer("Error", {"detail": serializers.CharField()})
+_messages = serializers.ListField(child=serializers.CharField(), required=False)
+_query_errors_schema = inline_serializer(
+    "UsageQueryErrors",
+    {"resolution": _messages, "start": _messages, "end": _messages, "__all__": _messages},
+)
+# Every operation can answer these: no or a bad token, too many requests with one token.
+_common_errors = {
+    401: OpenApiResponse(_error_schema, description="No credentials, or a bad token."),
+    429: OpenApiResponse(_error_schema, description="Too many requests with this token."),
+}
+
+
 class MeterList(BaseApiView):
     @extend_schema(
         summary="Meters you may read",
         description="Your meters (customer session or token), or the one meter a consent opens.",
-        responses={200: _access_schema},
+        responses={200: _access_schema, **_common_errors},
     )
     def get(self, request: Request) -> Response:
         meters = api_meters(request, now=timezone.now())
@@ -143,6 +161,13 @@ class MeterList(BaseApiView):
 class Usage(BaseApiView):
     @extend_schema(
         summary="Usage per hour, day or month",
+        description=(
+            "Without `start` and `end`, the latest 48 hours, 60 days or 24 months. With them "
+            "(both, or neither), from `start` to `end` (exclusive), local dates between 2000 "
+            "and next year, `start` before `end`, at most 7 days of hours, 400 days of days or "
+            "800 days of months; otherwise a 400 naming the rule. A meter you may not read is "
+            "the same 404 as one that does not exist."
+        ),
         parameters=[
             OpenApiParameter(
                 "resolution", OpenApiTypes.STR, enum=list(selectors.RESOLUTIONS), required=True
@@ -170,7 +195,10 @@ class Usage(BaseApiView):
                         many=True,
                     ),
                 },
-            )
+            ),
+            400: OpenApiResponse(_query_errors_schema, description="Parameters refused."),
+            404: OpenApiResponse(_error_schema, description="No such meter (for you)."),
+            **_common_errors,
         },
     )
     def get(self, request: Request, number: str) -> Response:

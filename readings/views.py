@@ -106,6 +106,18 @@ class UsageQuery(forms.Form):
 
     MAX_SPAN = {"hour": timedelta(days=7), "day": timedelta(days=400), "month": timedelta(days=800)}
 
+    def _present_date(self, name: str) -> date | None:
+        # A parameter given empty is not a date: "end=" is refused, not read as no end.
+        if name in self.data and not self.cleaned_data.get(name):
+            raise forms.ValidationError("Give a date (YYYY-MM-DD) or leave the parameter out.")
+        return self.cleaned_data.get(name)
+
+    def clean_start(self) -> date | None:
+        return self._present_date("start")
+
+    def clean_end(self) -> date | None:
+        return self._present_date("end")
+
     def clean(self):
         data = super().clean()
         start, end, resolution = data.get("start"), data.get("end"), data.get("resolution")

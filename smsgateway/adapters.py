@@ -3,11 +3,9 @@ the gateway (S9). Kannel is the one in use; another gateway adds a class here.""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -15,7 +13,7 @@ from cryptography.hazmat.primitives import constant_time
 from django.conf import settings
 from django.http import HttpRequest
 
-from audit.context import client_ip_from_meta
+from utility.client_address import address_in, client_address_from_meta
 
 MAX_BODY_BYTES = 2048  # a whole concatenated SMS is far smaller; anything bigger is hostile
 
@@ -57,7 +55,7 @@ class GatewayRequest:
 
     @property
     def client_ip(self) -> str | None:
-        return client_ip_from_meta(self.meta)
+        return client_address_from_meta(self.meta)
 
     @property
     def content_length(self) -> int:
@@ -96,23 +94,6 @@ class GatewayAdapter(Protocol):
     def parse(self, request: GatewayRequest) -> InboundSms: ...
 
 
-@lru_cache(maxsize=8)
-def _networks(
-    allowed: tuple[str, ...],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(net) for net in allowed)
-
-
-def _address_allowed(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in _networks(tuple(settings.SMS_GATEWAY_ALLOWED_IPS)))
-
-
 def _text(values: dict[str, bytes], key: str, limit: int = 64) -> str:
     # NUL cannot be stored in a text column: it would fail the insert, not just this field.
     return values.get(key, b"").decode("latin-1").replace("\x00", "").strip()[:limit]
@@ -126,7 +107,7 @@ class KannelAdapter:
     name = "kannel"
 
     def authenticate(self, request: GatewayRequest) -> None:
-        if not _address_allowed(request.client_ip):
+        if not address_in(request.client_ip, settings.SMS_GATEWAY_ALLOWED_IPS):
             raise GatewayRejected("address not allowed", 403)
         expected = settings.SMS_GATEWAY_SECRET.encode()
         given = request.query.get("secret", b"")
@@ -163,14 +144,18 @@ class KannelAdapter:
 
 
 def _parse_time(value: str) -> datetime | None:
+    """Kannel's `%T` (Unix seconds) or `%t` (ISO, UTC). A value that is no time we can store
+    is a refusal: the platform's C library answers an out-of-range timestamp with OSError,
+    Python's own code with ValueError or OverflowError."""
     if not value:
         return None
     try:
         if value.isdigit():
             return datetime.fromtimestamp(int(value), tz=UTC)
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        return None
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
+        raise GatewayRejected("bad time", 400) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 ADAPTERS: dict[str, GatewayAdapter] = {"kannel": KannelAdapter()}

@@ -210,6 +210,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_NAME = "__Host-sessionid" if not DEBUG else "sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken" if not DEBUG else "csrftoken"
+MESSAGES_COOKIE_NAME = "__Host-messages" if not DEBUG else "messages"
+MESSAGE_STORAGE = "utility.messages.HostFallbackStorage"
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -226,11 +228,9 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("BEHIND_TLS_PROXY", default=False):
     # nginx terminates TLS and sets this header; only trust it behind such a proxy.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Number of reverse proxies in front of the app whose X-Forwarded-For entries are trusted.
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-# allauth's rate limits key on the client address too: the same proxies are trusted there, or
-# every customer would share nginx's address (one client could lock the whole site out).
-ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Addresses (or networks) of our own reverse proxies: only a peer among them may name the
+# client in X-Forwarded-For (utility.client_address, which allauth's rate limits use too).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # No inline script or style anywhere: everything is served from our own static files.
 CONTENT_SECURITY_POLICY = {
@@ -364,14 +364,15 @@ MIDDLEWARE.insert(
     "allauth.usersessions.middleware.UserSessionsMiddleware",
 )
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",  # the staff login (/admin/login/)
-    "allauth.account.auth_backends.AuthenticationBackend",  # customers (/accounts/login/)
+    "accounts.backends.StaffBackend",  # the staff login (/admin/login/)
+    "accounts.backends.CustomerBackend",  # customers (/accounts/login/)
 ]
 ACCOUNT_ADAPTER = "accounts.adapters.CustomerAccountAdapter"
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms_customer.MeterNumberSignupForm"
 ACCOUNT_FORMS = {
     "signup": "accounts.forms_customer_auth.CustomerSignupForm",
     "login": "accounts.forms_customer_auth.CustomerLoginForm",
+    "signup": "accounts.forms_customer_auth.CustomerSignupForm",
     "reset_password": "accounts.forms_customer_auth.CustomerResetPasswordForm",
 }
 ACCOUNT_LOGIN_METHODS = {"email"}

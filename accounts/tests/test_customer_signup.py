@@ -7,6 +7,7 @@ import re
 import pytest
 from django.core import mail
 from django.test import Client
+from django.utils.timezone import now as timezone_now
 
 from accounts.customer_testing import (
     CUSTOMER_PASSWORD,
@@ -280,22 +281,27 @@ def test_login_failure_same_for_unknown_and_known_address(client):
 
 
 @pytest.mark.django_db
-def test_staff_cannot_use_the_customer_login(client, make_staff):
+def test_staff_cannot_use_the_customer_login_and_it_does_not_tell(client, make_staff):
+    """A staff e-mail with its right password is answered as a wrong password: the customer
+    login confirms neither that the account is staff nor that the password is right."""
+    from allauth.account.models import EmailAddress
+
     from accounts.testing import STAFF_PASSWORD
 
     user, _ = make_staff("support@example.com", roles=["Support"])
-    from allauth.account.models import EmailAddress
-
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    response = client.post("/accounts/login/", {"login": user.email, "password": STAFF_PASSWORD})
-    assert response.status_code == 302 and response.url.startswith("/admin/login/")
+    right = client.post("/accounts/login/", {"login": user.email, "password": STAFF_PASSWORD})
+    wrong = client.post("/accounts/login/", {"login": user.email, "password": "nope nope 1"})
+    assert right.status_code == wrong.status_code == 200
+    assert normalised(right) == normalised(wrong)
     assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="login.failure", target=user.email).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
 def test_behind_the_proxy_one_clients_failures_do_not_lock_out_another(client, settings):
     """allauth's per-address limits see the client behind nginx, not nginx itself."""
-    settings.TRUSTED_PROXY_COUNT = settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
     settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login_failed": "3/m/ip"}
     make_customer("bystander@example.com")
     for i in range(4):
@@ -312,3 +318,73 @@ def test_behind_the_proxy_one_clients_failures_do_not_lock_out_another(client, s
         REMOTE_ADDR="127.0.0.1",
     )
     assert other.status_code == 302  # signed in: the attacker's address is not everyone's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_is_not_the_proxy_cannot_name_another_address(client, settings):
+    """Only our proxy may set the client address: a direct peer's X-Forwarded-For is ignored
+    by the rate limits and by the audit log."""
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "login_failed": "3/m/ip"}
+    make_customer("victim@example.com")
+    for i in range(4):
+        client.post(
+            "/accounts/login/",
+            {"login": f"guess{i}@example.com", "password": "wrong password 1"},
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{i}",
+            REMOTE_ADDR="198.51.100.66",
+        )
+    again = client.post(
+        "/accounts/login/",
+        {"login": "victim@example.com", "password": CUSTOMER_PASSWORD},
+        HTTP_X_FORWARDED_FOR="192.0.2.99",
+        REMOTE_ADDR="198.51.100.66",
+    )
+    assert again.status_code != 302 and "_auth_user_id" not in client.session
+    failures = AuditEvent.objects.filter(action="login.failure")
+    assert failures.exists()
+    assert set(failures.values_list("source_ip", flat=True)) == {"198.51.100.66"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_signup_for_the_same_address_gets_the_duplicate_answer():
+    """Two sign-ups for one new address: the one that commits second is told the address has
+    an account (by e-mail, as any duplicate), not a crash."""
+    import threading
+    import time as clock
+
+    from django.db import connection, transaction
+
+    from accounts.customer_services import register_customer
+
+    inserted, release, outcome = threading.Event(), threading.Event(), {}
+
+    def first_signup():
+        with transaction.atomic():
+            User.objects.create_user("race@example.com", None)
+            inserted.set()
+            release.wait(10)
+        connection.close()
+
+    def second_signup():
+        try:
+            outcome["second"] = register_customer(
+                email="race@example.com", meter_number=UNKNOWN_METER, now=timezone_now()
+            )
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_signup)
+    first.start()
+    assert inserted.wait(10)
+    second = threading.Thread(target=second_signup)
+    second.start()
+    clock.sleep(0.5)  # the second now waits on the unique index for the first to commit
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert outcome["second"] == "exists"
+    assert User.objects.filter(email="race@example.com").count() == 1
+    assert [m.subject for m in mail.outbox if "race@example.com" in m.to] == [
+        "[Meter portal] Account Already Exists"
+    ]

@@ -95,6 +95,8 @@ def test_usage_before_the_occupancy_is_not_shown(client, make_meter):  # noqa: F
         {"resolution": "hour", "start": "2026-01-01", "end": "2026-03-01"},
         {"resolution": "day", "start": "2026-01-02", "end": "2026-01-01"},
         {"resolution": "day", "start": "2026-13-01", "end": "2026-01-01"},
+        {"resolution": "day", "end": ""},  # given empty is not "not given"
+        {"resolution": "day", "start": "", "end": ""},
         {},
     ],
 )

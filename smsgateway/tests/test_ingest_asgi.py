@@ -152,12 +152,16 @@ def test_a_report_is_stored_answered_and_then_processed(test_meter, settings):
         ({"body": b"x" * 4096, "chunk": 100}, 413, "body too large"),
         ({"headers": [(b"content-length", b"many")]}, 400, "bad content length"),
         ({"query": {"coding": "70000"}}, 400, "bad coding"),
+        # Past what the C library converts (OSError), past datetime (OverflowError), no date.
+        ({"query": {"time": "4611686018427387904"}}, 400, "bad time"),
+        ({"query": {"time": "9" * 40}}, 400, "bad time"),
+        ({"query": {"time": "2026-13-45 25:61:00"}}, 400, "bad time"),
     ],
 )
 def test_requests_not_from_our_gateway_are_refused_and_audited(
     test_meter, settings, change, status, reason
 ):
-    settings.TRUSTED_PROXY_COUNT = 0
+    settings.TRUSTED_PROXIES = []
     meter = test_meter()
     query = {**kannel_query(settings, meter.msisdn, id="k-2"), **change.pop("query", {})}
     body = change.pop("body", meter.report())
@@ -183,12 +187,15 @@ def test_requests_not_from_our_gateway_are_refused_and_audited(
             [(b"x-forwarded-for", b"203.0.113.9"), (b"x_forwarded_for", b"127.0.0.1")],
             403,
         ),
+        # A peer that is not the proxy names the gateway's address: it stays itself.
+        ("198.51.100.7", [(b"x-forwarded-for", b"127.0.0.1")], 403),
+        ("198.51.100.7", [(b"x-forwarded-for", b"127.0.0.1, 127.0.0.1")], 403),
     ],
 )
 def test_behind_the_proxy_the_forwarded_address_is_the_one_allowed(
     make_meter, settings, peer, forwarded, status
 ):
-    settings.TRUSTED_PROXY_COUNT = 1  # as deployed behind nginx
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]  # as deployed behind nginx
     sender = make_meter().sim.msisdn
     query = kannel_query(settings, sender, id="k-9")
 
@@ -198,6 +205,10 @@ def test_behind_the_proxy_the_forwarded_address_is_the_one_allowed(
         )
 
     assert run(scenario)[0] == status
+    if status == 403:  # audited under the address that really sent it
+        refused = AuditEvent.objects.get(action="sms.gateway_refused")
+        expected = peer if peer != "127.0.0.1" else "203.0.113.9"
+        assert refused.source_ip == expected
 
 
 def test_other_requests_are_djangos(settings):

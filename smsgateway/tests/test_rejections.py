@@ -220,3 +220,29 @@ def test_processing_a_message_twice_changes_nothing(test_meter, post_sms):
     message.refresh_from_db()
     assert message.status == "accepted" and message.reason == ""
     assert OutboundMessage.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "junk", ["4611686018427387904", "9" * 40, "253402300800", "2026-13-45 25:61:00", "noon"]
+)
+@pytest.mark.django_db
+def test_a_time_that_is_no_time_is_refused_not_a_crash(test_meter, post_sms, junk):
+    meter = test_meter()
+    response = post_sms(meter.msisdn, meter.report(hours_back(1)), time=junk)
+    assert (response.status_code, response.content) == (400, b"bad time")
+    assert InboundMessage.objects.count() == 0
+    assert AuditEvent.objects.get(action="sms.gateway_refused").details["reason"] == "bad time"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("1764892800", "2025-12-05T00:00:00+00:00"),
+        ("2025-12-05 01:00:00", "2025-12-05T01:00:00+00:00"),
+    ],
+)
+@pytest.mark.django_db
+def test_the_gateway_time_is_stored_in_utc(test_meter, post_sms, sent, stored):
+    meter = test_meter()
+    assert post_sms(meter.msisdn, meter.report(hours_back(1)), time=sent).status_code == 200
+    assert InboundMessage.objects.get().gateway_time.isoformat() == stored

@@ -30,3 +30,21 @@ def test_production_cookie_and_transport_settings(settings):
     assert settings.SESSION_COOKIE_HTTPONLY
     assert settings.SECURE_HSTS_SECONDS >= 31536000
     assert settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+
+
+@pytest.mark.django_db
+def test_every_cookie_is_host_bound_including_flash_messages(client):
+    from accounts.customer_testing import CUSTOMER_PASSWORD, make_customer
+
+    make_customer("cookie@example.com")
+    page = client.get("/accounts/login/")
+    # allauth flashes "signed in" into the messages cookie on the redirect after login.
+    login = client.post(
+        "/accounts/login/", {"login": "cookie@example.com", "password": CUSTOMER_PASSWORD}
+    )
+    assert login.status_code == 302
+    cookies = {**page.cookies, **login.cookies}
+    assert any("messages" in name for name in cookies), cookies.keys()
+    for name, morsel in cookies.items():
+        assert name.startswith("__Host-"), name
+        assert morsel["secure"] and morsel["path"] == "/" and not morsel["domain"], name
