@@ -370,7 +370,6 @@ AUTHENTICATION_BACKENDS = [
 ACCOUNT_ADAPTER = "accounts.adapters.CustomerAccountAdapter"
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms_customer.MeterNumberSignupForm"
 ACCOUNT_FORMS = {
-    "signup": "accounts.forms_customer_auth.CustomerSignupForm",
     "login": "accounts.forms_customer_auth.CustomerLoginForm",
     "signup": "accounts.forms_customer_auth.CustomerSignupForm",
     "reset_password": "accounts.forms_customer_auth.CustomerResetPasswordForm",
