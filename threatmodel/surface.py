@@ -94,6 +94,8 @@ TASKS: dict[str, str] = {
     "smsgateway.sweep_inbound": SMS_WORKERS,
     "smsgateway.send_rekey_inits": SMS_WORKERS,
     "accounts.send_claim_code": SMS_WORKERS,
+    "accounts.register_customer": WORKERS,
+    "accounts.send_email": WORKERS,
     "audit.verify_chain": WORKERS,
     "fraud.run_detectors": "Fraud detection",
     "billing.run_period": "Billing",
