@@ -49,7 +49,7 @@ def counter_behind_window(meter: Meter, *, now: datetime, detail: str) -> None:
     """An authentic frame whose counter is far behind the meter's window: the meter went back
     in its counters (its storage rolled back and its clock wrong, docs/meteragent.md "Counter
     floor"), so it may have reused AES-GCM nonces under this key. Staff look, and rotate."""
-    _open(meter, AlertKind.TAMPER, now=now, details={"counter_behind_window": detail[:200]})
+    open_alert(meter, AlertKind.TAMPER, now=now, details={"counter_behind_window": detail[:200]})
 
 
 def flag_silent_meters(*, now: datetime) -> int:
