@@ -122,6 +122,7 @@ ROLES: tuple[Role, ...] = (
                 "fraud.approve_dispatch",
                 "fraud.view_workorder",
                 "fraud.view_readingsupload",
+                "operations.start_scan",
             }
         ),
     ),

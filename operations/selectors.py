@@ -1,0 +1,215 @@
+"""What the staff operations home shows. Every panel is a handful of set-based queries over
+indexed columns, so the page stays fast for a large fleet (bench/bench_staff_home.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Min, Q
+
+from audit.models import AuditEvent
+from billing.models import BillingAccount, BillingRun
+from billing.models import RunStatus as BillingRunStatus
+from billing.services import add_months
+from devices.models import OPEN_ROTATION_STATES, KeyRotation, Meter, MeterStatus
+from fraud.models import ACTIVE_CASE_STATES, Case, WorkOrder
+from fraud.selectors import severity_counts
+from readings.models import Reading
+from smsgateway.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
+
+from .models import DailyReadRate, StaffRun
+
+CHART_DAYS = 30
+SIGNAL_DAYS = 7
+CAP_EXCEEDED = "cap.exceeded"
+LOCKOUT_ACTIONS = ("login.locked_out", "customer.login_locked")
+
+
+# --- fleet health ---------------------------------------------------------------------------
+
+
+def meters_by_status() -> dict[str, int]:
+    return dict(Meter.objects.values_list("status").annotate(n=Count("id")).order_by())
+
+
+def silent_meters(*, now: datetime, limit: int = 10) -> tuple[int, list[Meter]]:
+    """Active meters not heard from within the silence threshold: how many, and the longest
+    silent first."""
+    cutoff = now - timedelta(hours=settings.METER_SILENCE_HOURS)
+    silent = Meter.objects.filter(status=MeterStatus.ACTIVE).filter(
+        Q(last_message_at__lt=cutoff) | Q(last_message_at__isnull=True)
+    )
+    return silent.count(), list(silent.order_by("last_message_at")[:limit])
+
+
+def recently_heard(*, limit: int = 5) -> list[Meter]:
+    return list(
+        Meter.objects.filter(last_message_at__isnull=False).order_by("-last_message_at")[:limit]
+    )
+
+
+def rejected_by_reason(*, now: datetime) -> list[tuple[str, int]]:
+    rows = (
+        InboundMessage.objects.filter(
+            status=InboundStatus.REJECTED, received_at__gte=now - timedelta(days=SIGNAL_DAYS)
+        )
+        .values_list("reason")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    return list(rows)
+
+
+def outbound_queue() -> dict:
+    waiting = OutboundMessage.objects.filter(
+        status__in=(OutboundStatus.PENDING, OutboundStatus.CAPPED)
+    ).aggregate(depth=Count("id"), oldest=Min("created_at"))
+    return waiting
+
+
+def rotations_in_progress() -> int:
+    return KeyRotation.objects.filter(state__in=OPEN_ROTATION_STATES).count()
+
+
+_COMPLETE_METERS_SQL = f"""
+    SELECT count(*) FROM (
+        SELECT meter_id FROM {Reading._meta.db_table}
+         WHERE hour >= %s AND hour < %s
+         GROUP BY meter_id HAVING count(*) = 24
+    ) AS complete
+"""  # noqa: S608 - the table name comes from the model
+
+
+def compute_read_rate(day: date, *, now: datetime) -> DailyReadRate:
+    """Count, for one UTC day, the meters whose 24 readings of that day are stored."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    with connection.cursor() as cursor:
+        cursor.execute(_COMPLETE_METERS_SQL, [start, start + timedelta(days=1)])
+        (complete,) = cursor.fetchone()
+    active = Meter.objects.filter(
+        status=MeterStatus.ACTIVE, registered_at__lt=start + timedelta(days=1)
+    ).count()
+    rate, _ = DailyReadRate.objects.update_or_create(
+        day=day,
+        defaults={"active_meters": active, "complete_meters": complete, "computed_at": now},
+    )
+    return rate
+
+
+def read_rates(*, now: datetime, days: int = CHART_DAYS) -> list[DailyReadRate]:
+    """The last `days` complete UTC days. Days already counted come from their stored row; a
+    missing one, and yesterday (readings arrive up to half a day late), are counted now."""
+    today = now.astimezone(UTC).date()
+    wanted = [today - timedelta(days=n) for n in range(days, 0, -1)]
+    stored = {r.day: r for r in DailyReadRate.objects.filter(day__in=wanted)}
+    yesterday = today - timedelta(days=1)
+    for day in wanted:
+        fresh_enough = day in stored and (
+            day != yesterday or stored[day].computed_at > now - timedelta(hours=1)
+        )
+        if not fresh_enough:
+            with transaction.atomic():
+                stored[day] = compute_read_rate(day, now=now)
+    return [stored[day] for day in wanted]
+
+
+# --- billing --------------------------------------------------------------------------------
+
+
+@dataclass
+class DueRun:
+    period_start: date
+    period_end: date
+    due_on: date
+
+
+def next_due_run(*, today: date) -> DueRun | None:
+    """The next period the hourly beat will bill: the earliest period end, over the open
+    accounts' cycle days, that is not yet BILLING_RUN_DELAY_DAYS in the past."""
+    delay = timedelta(days=settings.BILLING_RUN_DELAY_DAYS)
+    cycle_days = (
+        BillingAccount.objects.filter(Q(closed_on__isnull=True) | Q(closed_on__gt=today))
+        .values_list("cycle_day", flat=True)
+        .distinct()
+    )
+    earliest_end = today - delay
+    candidates = []
+    for cycle_day in cycle_days:
+        end = earliest_end.replace(day=cycle_day)
+        if end < earliest_end:
+            end = add_months(end, 1)
+        candidates.append(DueRun(add_months(end, -1), end, end + delay))
+    return min(candidates, key=lambda due: due.due_on, default=None)
+
+
+def default_billing_period(*, today: date) -> date:
+    """The period a member of staff most likely wants to run: the last one that has ended."""
+    due = next_due_run(today=today)
+    if due is None:
+        return add_months(today.replace(day=1), -1)
+    return add_months(due.period_start, -1)
+
+
+def recent_billing_runs(limit: int = 5) -> list[BillingRun]:
+    return list(BillingRun.objects.order_by("-started_at")[:limit])
+
+
+def failed_billing_runs() -> int:
+    return BillingRun.objects.filter(
+        Q(status=BillingRunStatus.COMPLETED_WITH_ERRORS) | Q(failed__gt=0)
+    ).count()
+
+
+# --- revenue protection ---------------------------------------------------------------------
+
+
+def open_cases_by_severity() -> dict[int, int]:
+    return severity_counts()
+
+
+def recent_cases(*, limit: int = 5) -> list[Case]:
+    return list(
+        Case.objects.filter(state__in=ACTIVE_CASE_STATES)
+        .select_related("meter")
+        .order_by("-severity", "-opened_at")[:limit]
+    )
+
+
+def dispatches_today(*, now: datetime) -> int:
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return WorkOrder.objects.filter(created_at__gte=start).count()
+
+
+# --- security -------------------------------------------------------------------------------
+
+
+def last_chain_verification() -> AuditEvent | None:
+    return AuditEvent.objects.filter(action="audit.chain_verified").order_by("-created_at").first()
+
+
+def security_signals(*, now: datetime) -> dict[str, int]:
+    counts = dict(
+        AuditEvent.objects.filter(
+            action__in=(CAP_EXCEEDED, *LOCKOUT_ACTIONS),
+            created_at__gte=now - timedelta(days=SIGNAL_DAYS),
+        )
+        .values_list("action")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {
+        "caps_exceeded": counts.get(CAP_EXCEEDED, 0),
+        "lockouts": sum(counts.get(action, 0) for action in LOCKOUT_ACTIONS),
+    }
+
+
+# --- runs started from the staff pages -------------------------------------------------------
+
+
+def latest_runs() -> dict[str, StaffRun]:
+    """The newest run of each kind."""
+    runs = StaffRun.objects.order_by("kind", "-requested_at").distinct("kind")
+    return {run.kind: run for run in runs.select_related("requested_by")}
