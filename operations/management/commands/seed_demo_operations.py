@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.management.commands.seed_demo import DEMO_PASSWORD
 from accounts.models import MeterOccupancy, User
+from audit.tasks import verify_chain_task
 from billing.models import (
     BillingAccount,
     DayType,
@@ -78,6 +79,8 @@ class Command(BaseCommand):
         if case is not None:
             self._dispatch(case)
         self._rotate(meters[ROTATED_PREMISES - 1])
+        verified = verify_chain_task()
+        self.stdout.write(_ok(f"audit chain verified: {verified['checked']} records"))
 
     def _wait_for_fleet(self, wait_seconds: int) -> list[Meter]:
         """The demo meters, once each is active and has reported up to the last hour (the scan
