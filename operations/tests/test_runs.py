@@ -137,3 +137,18 @@ def test_a_failing_run_is_marked_failed_and_audited(make_staff):
     assert run.status == RunStatus.FAILED and "not a billing period" in run.message
     finished = AuditEvent.objects.get(action="operations.run_finished")
     assert finished.outcome == Outcome.FAILURE
+
+
+def test_a_superuser_frees_a_run_whose_worker_died(make_staff, verified_client):
+    user, device = make_staff("root@example.org", superuser=True)
+    client = verified_client(user, device)
+    stuck = StaffRun.objects.create(
+        kind=RunKind.SCAN, status=RunStatus.RUNNING, requested_by=user, requested_at=timezone.now()
+    )
+    client.post(
+        "/admin/operations/staffrun/",
+        {"action": "mark_failed", "_selected_action": [stuck.pk]},
+    )
+    stuck.refresh_from_db()
+    assert stuck.status == RunStatus.FAILED
+    assert AuditEvent.objects.filter(action="operations.run_marked_failed").exists()
