@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 
 from audit.models import AuditEvent
@@ -17,7 +16,6 @@ from billing.services import add_months
 from devices.models import OPEN_ROTATION_STATES, KeyRotation, Meter, MeterStatus
 from fraud.models import ACTIVE_CASE_STATES, Case, WorkOrder
 from fraud.selectors import severity_counts
-from readings.models import Reading
 from smsgateway.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
 
 from .models import DailyReadRate, StaffRun
@@ -74,49 +72,16 @@ def rotations_in_progress() -> int:
     return KeyRotation.objects.filter(state__in=OPEN_ROTATION_STATES).count()
 
 
-_COMPLETE_METERS_SQL = f"""
-    SELECT count(*) FROM (
-        SELECT r.meter_id FROM {Reading._meta.db_table} r
-          JOIN {Meter._meta.db_table} m ON m.id = r.meter_id AND m.status = %s
-         WHERE r.hour >= %s AND r.hour < %s
-         GROUP BY r.meter_id HAVING count(*) = 24
-    ) AS complete
-"""  # noqa: S608 - the table names come from the models
-
-
-def compute_read_rate(day: date, *, now: datetime) -> DailyReadRate:
-    """Count, for one UTC day, the active meters whose 24 readings of that day are stored,
-    against the meters active now (no status history is kept: a meter installed since counts
-    as missing on the days before)."""
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _COMPLETE_METERS_SQL, [MeterStatus.ACTIVE.value, start, start + timedelta(days=1)]
-        )
-        (complete,) = cursor.fetchone()
-    active = Meter.objects.filter(status=MeterStatus.ACTIVE).count()
-    rate, _ = DailyReadRate.objects.update_or_create(
-        day=day,
-        defaults={"active_meters": active, "complete_meters": complete, "computed_at": now},
-    )
-    return rate
+def chart_days(*, now: datetime, days: int = CHART_DAYS) -> list[date]:
+    """The last `days` complete UTC days, oldest first."""
+    today = now.astimezone(UTC).date()
+    return [today - timedelta(days=n) for n in range(days, 0, -1)]
 
 
 def read_rates(*, now: datetime, days: int = CHART_DAYS) -> list[DailyReadRate]:
-    """The last `days` complete UTC days. Days already counted come from their stored row; a
-    missing one, and yesterday (readings arrive up to half a day late), are counted now."""
-    today = now.astimezone(UTC).date()
-    wanted = [today - timedelta(days=n) for n in range(days, 0, -1)]
-    stored = {r.day: r for r in DailyReadRate.objects.filter(day__in=wanted)}
-    yesterday = today - timedelta(days=1)
-    for day in wanted:
-        fresh_enough = day in stored and (
-            day != yesterday or stored[day].computed_at > now - timedelta(hours=1)
-        )
-        if not fresh_enough:
-            with transaction.atomic():
-                stored[day] = compute_read_rate(day, now=now)
-    return [stored[day] for day in wanted]
+    """The stored read success rate of the last `days` complete UTC days (counted by
+    services.count_read_rates, hourly from beat)."""
+    return list(DailyReadRate.objects.filter(day__in=chart_days(now=now, days=days)))
 
 
 # --- billing --------------------------------------------------------------------------------

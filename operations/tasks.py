@@ -7,3 +7,13 @@ def execute_run(*, run_id: int) -> str:
     from . import services
 
     return services.execute_run(run_id).status
+
+
+@shared_task(name="operations.count_read_rates")
+def count_read_rates() -> int:
+    """Hourly from beat: the read success rate of days not yet counted, and of yesterday."""
+    from django.utils import timezone
+
+    from . import services
+
+    return len(services.count_read_rates(now=timezone.now()))

@@ -24,6 +24,7 @@ VIEW_PERMISSION = {RunKind.BILLING: "billing.view_billingrun", RunKind.SCAN: "fr
 
 def _fleet(now) -> dict:
     silent_count, silent = selectors.silent_meters(now=now)
+    services.count_read_rates(now=now)  # nothing to do once beat has counted the days
     rates = selectors.read_rates(now=now)
     return {
         "by_status": selectors.meters_by_status(),

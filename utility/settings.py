@@ -164,6 +164,7 @@ CELERY_BEAT_SCHEDULE = {
     "flag-silent-meters": {"task": "smsgateway.flag_silent_meters", "schedule": 3600},
     "send-rekey-inits": {"task": "smsgateway.send_rekey_inits", "schedule": 900},
     "ensure-reading-partitions": {"task": "readings.ensure_partitions", "schedule": 86400},
+    "count-read-rates": {"task": "operations.count_read_rates", "schedule": 3600},
 }
 CELERY_TIMEZONE = "UTC"
 
