@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, F, Min, Q
 
 from audit.models import AuditEvent
 from billing.models import BillingAccount, BillingRun
@@ -29,18 +29,28 @@ LOCKOUT_ACTIONS = ("login.locked_out", "customer.login_locked")
 # --- fleet health ---------------------------------------------------------------------------
 
 
-def meters_by_status() -> dict[str, int]:
-    return dict(Meter.objects.values_list("status").annotate(n=Count("id")).order_by())
-
-
-def silent_meters(*, now: datetime, limit: int = 10) -> tuple[int, list[Meter]]:
-    """Active meters not heard from within the silence threshold: how many, and the longest
-    silent first."""
+def _silent(now: datetime) -> Q:
+    """Active and not heard from within the silence threshold."""
     cutoff = now - timedelta(hours=settings.METER_SILENCE_HOURS)
-    silent = Meter.objects.filter(status=MeterStatus.ACTIVE).filter(
+    return Q(status=MeterStatus.ACTIVE) & (
         Q(last_message_at__lt=cutoff) | Q(last_message_at__isnull=True)
     )
-    return silent.count(), list(silent.order_by("last_message_at")[:limit])
+
+
+def meter_counts(*, now: datetime) -> tuple[dict[str, int], int]:
+    """Meters by status (those with any), and how many active ones are silent: one pass."""
+    counts = Meter.objects.aggregate(
+        **{status.value: Count("id", filter=Q(status=status)) for status in MeterStatus},
+        silent=Count("id", filter=_silent(now)),
+    )
+    silent = counts.pop("silent")
+    return {status: n for status, n in counts.items() if n}, silent
+
+
+def silent_meters(*, now: datetime, limit: int = 10) -> list[Meter]:
+    """The longest silent active meters first."""
+    never_first = F("last_message_at").asc(nulls_first=True)
+    return list(Meter.objects.filter(_silent(now)).order_by(never_first)[:limit])
 
 
 def recently_heard(*, limit: int = 5) -> list[Meter]:
@@ -113,9 +123,8 @@ def next_due_run(*, today: date) -> DueRun | None:
     return min(candidates, key=lambda due: due.due_on, default=None)
 
 
-def default_billing_period(*, today: date) -> date:
-    """The period a member of staff most likely wants to run: the last one that has ended."""
-    due = next_due_run(today=today)
+def default_billing_period(*, today: date, due: DueRun | None) -> date:
+    """The period a member of staff most likely wants to run: the one before the next due."""
     if due is None:
         return add_months(today.replace(day=1), -1)
     return add_months(due.period_start, -1)

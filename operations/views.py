@@ -23,14 +23,13 @@ VIEW_PERMISSION = {RunKind.BILLING: "billing.view_billingrun", RunKind.SCAN: "fr
 
 
 def _fleet(now) -> dict:
-    silent_count, silent = selectors.silent_meters(now=now)
+    by_status, silent_count = selectors.meter_counts(now=now)
     services.count_read_rates(now=now)  # nothing to do once beat has counted the days
-    rates = selectors.read_rates(now=now)
     return {
-        "by_status": selectors.meters_by_status(),
-        "read_rates": rates,
+        "by_status": by_status,
+        "read_rates": selectors.read_rates(now=now),
         "silent_count": silent_count,
-        "silent": silent,
+        "silent": selectors.silent_meters(now=now) if silent_count else [],
         "recently_heard": selectors.recently_heard(),
         "rejected": selectors.rejected_by_reason(now=now),
         "outbound": selectors.outbound_queue(),
@@ -95,7 +94,9 @@ def staff_home(request: HttpRequest) -> HttpResponse:
                 kind: runs.get(kind) for kind in RunKind if user.has_perm(VIEW_PERMISSION[kind])
             },
             "can_start": {kind for kind in RunKind if user.has_perm(START_PERMISSION[kind])},
-            "default_period": selectors.default_billing_period(today=timezone.localdate(now)),
+            "default_period": selectors.default_billing_period(
+                today=timezone.localdate(now), due=panels.get("billing", {}).get("next_due")
+            ),
         },
     )
 

@@ -104,4 +104,17 @@ def test_the_next_due_run_follows_the_accounts_cycle_days(make_tariff, make_acco
         date(2026, 12, 15),
         date(2026, 12, 17),
     )
-    assert selectors.default_billing_period(today=date(2026, 12, 5)) == date(2026, 10, 15)
+    assert selectors.default_billing_period(today=date(2026, 12, 5), due=due) == date(2026, 10, 15)
+
+
+def test_meters_are_counted_by_status_with_the_silent_ones(make_meter, settings):
+    settings.METER_SILENCE_HOURS = 18
+    now = timezone.now()
+    heard, silent, never = (make_meter() for _ in range(3))
+    Meter.objects.update(status=MeterStatus.ACTIVE)
+    Meter.objects.filter(pk=heard.pk).update(last_message_at=now - timedelta(hours=2))
+    Meter.objects.filter(pk=silent.pk).update(last_message_at=now - timedelta(hours=19))
+    make_meter()  # registered, never active: not silent
+
+    assert selectors.meter_counts(now=now) == ({"registered": 1, "active": 3}, 2)
+    assert selectors.silent_meters(now=now) == [never, silent]  # longest silent first
