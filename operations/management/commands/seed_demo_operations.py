@@ -198,7 +198,7 @@ class Command(BaseCommand):
             engineer,
             by=officer,
             now=timezone.now(),
-            note="Readings dropped by four fifths three weeks ago: check for a bypass.",
+            note="Readings dropped by four fifths two weeks ago: check for a bypass.",
         )
         self.stdout.write(_ok(f"work order {order.pk} for case {case.pk} to {engineer.email}"))
 
