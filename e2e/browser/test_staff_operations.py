@@ -90,12 +90,21 @@ def chromium(demo):
         browser.close()
 
 
-def _code() -> str:
-    # Every demo staff account shares the authenticator secret; each has its own device, so
-    # one code per role is no replay.
-    totp = TOTP(bytes.fromhex(DEMO_TOTP_HEX), step=30, t0=0, digits=6)
-    totp.time = time.time()
-    return f"{totp.token():06d}"
+# The code each account last signed in with: the portal refuses a code twice (replay).
+_USED_CODES: dict[str, str] = {}
+
+
+def _code(email: str) -> str:
+    """The authenticator code for `email` (every demo staff account has the same secret, each
+    its own device); waits for the next one if this account has used the current one."""
+    while True:
+        totp = TOTP(bytes.fromhex(DEMO_TOTP_HEX), step=30, t0=0, digits=6)
+        totp.time = time.time()
+        code = f"{totp.token():06d}"
+        if _USED_CODES.get(email) != code:
+            _USED_CODES[email] = code
+            return code
+        time.sleep(1)
 
 
 def _sign_in(chromium, base: str, email: str):
@@ -107,7 +116,7 @@ def _sign_in(chromium, base: str, email: str):
     page.goto(f"{base}/admin/login/?next=/staff/")
     page.fill("input[name=username]", email)
     page.fill("input[name=password]", DEMO_PASSWORD)
-    page.fill("input[name=otp_token]", _code())
+    page.fill("input[name=otp_token]", _code(email))
     page.click("form input[type=submit], form button[type=submit]")
     page.wait_for_url(f"{base}/staff/", timeout=15_000)
     return page
