@@ -128,6 +128,7 @@ ROLES: tuple[Role, ...] = (
                 "fraud.approve_dispatch",
                 "fraud.view_workorder",
                 "fraud.view_readingsupload",
+                "operations.start_scan",
             }
         ),
     ),

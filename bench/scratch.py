@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The server the benchmarks create their databases on (the machine's, by default).
+SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+ADMIN_DSN = SERVER.replace("postgres://", "postgresql://", 1) + "/postgres"
 
 
 def _admin(sql: str) -> None:
@@ -27,7 +30,7 @@ def recreate_database(name: str) -> None:
 def django_environment(db_name: str, **extra: str) -> dict[str, str]:
     """Production-like settings on the scratch database, with throwaway secrets."""
     return {
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        "DATABASE_URL": f"{SERVER}/{db_name}",
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "AUDIT_KEY": secrets.token_urlsafe(48),

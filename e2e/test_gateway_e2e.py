@@ -233,7 +233,9 @@ def test_forged_and_replayed_sms_injected_at_the_smsc_are_rejected(stack):
 
 def test_the_database_going_away_loses_nothing(stack):
     sim = _meter(stack, 9, hours=6)
-    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    # The same server as the test database (the machine's, or the test command's own).
+    server = current_database_url().rsplit("/", 1)[0].replace("postgres://", "postgresql://", 1)
+    admin = psycopg.connect(f"{server}/postgres", autocommit=True)
     db = stack.db_name
     try:
         # Refuse new connections and cut the portal's: the webhook can no longer store.

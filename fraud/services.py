@@ -70,7 +70,6 @@ class ScanReport:
     now: datetime
     daily_seconds: float = 0.0
     runs: list[DetectorRun] = field(default_factory=list)
-    skipped: str = ""
 
     @property
     def opened(self) -> int:
@@ -89,10 +88,6 @@ def run_scan(
     now = now.astimezone(UTC)
     report = ScanReport(now=now)
     say = progress or (lambda message: None)
-    if connection.vendor != "postgresql":
-        report.skipped = "the detectors need PostgreSQL"
-        logger.warning("fraud scan skipped: %s", report.skipped)
-        return report
     wanted = set(only) if only else None
     chosen = [
         d

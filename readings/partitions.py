@@ -73,10 +73,8 @@ def ensure_partitions(
 ) -> list[str]:
     """Create the monthly partitions from `months_back` before to `months_ahead` after today,
     none for a month before `not_before` (the retention policy dropped those). Returns the names
-    created. Does nothing on databases other than PostgreSQL."""
+    created."""
     connection = connection or default_connection
-    if connection.vendor != "postgresql":
-        return []
     today = today or datetime.now(UTC).date()
     first = add_months(_month_start(today), -months_back)
     have = existing_partitions(connection)

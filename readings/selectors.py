@@ -154,10 +154,14 @@ class Bucket:
     hours: int  # hours with a usage figure
     expected_hours: int
 
+    @property
+    def kwh(self) -> float | None:
+        return None if self.wh is None else round(self.wh / 1000, 3)
+
     def as_dict(self) -> dict:
         return {
             "start": self.start.isoformat(),
-            "kwh": None if self.wh is None else round(self.wh / 1000, 3),
+            "kwh": self.kwh,
             "estimated": self.estimated,
             "complete": self.hours == self.expected_hours,
         }
@@ -200,26 +204,6 @@ SELECT date_trunc(%(unit)s, hour AT TIME ZONE %(tz)s) AS bucket,
  GROUP BY 1
  ORDER BY 1
 """
-
-
-def _hourly_rows_python(
-    meter_id: int, lo: datetime, hi: datetime, floor: datetime, cutoff: datetime
-):
-    """The same computation for SQLite (the embedded demo only): small data, plain Python."""
-    first = (
-        Reading.objects.filter(meter_id=meter_id, hour__lte=lo, hour__gte=max(floor, cutoff))
-        .order_by("-hour")
-        .values_list("hour", flat=True)
-        .first()
-    ) or lo
-    rows = Reading.objects.filter(
-        meter_id=meter_id, hour__gte=max(first, cutoff), hour__lte=hi
-    ).order_by("hour")
-    previous = None
-    for hour, wh in rows.values_list("hour", "wh"):
-        if previous is not None and wh >= previous[1]:
-            yield from _spread(previous, (hour, wh), wh - previous[1], lo, hi)
-        previous = (hour, wh)
 
 
 def _spread(
@@ -346,9 +330,6 @@ def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> d
     cutoff = daily_cutoff(access.meter.pk)
     daily = _hours_before_cutoff(access.meter.pk, lo, hi, floor, cutoff) if cutoff else ()
     cutoff = cutoff or floor
-    if connection.vendor != "postgresql":
-        hourly = _hourly_rows_python(access.meter.pk, lo, hi, floor, cutoff)
-        return _add_hours(_add_hours({}, resolution, hourly), resolution, daily)
     with connection.cursor() as cursor:
         cursor.execute(
             _USAGE_SQL,

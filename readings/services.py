@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
-
 from utility.pg import array_cursor, bigint_array
 
 from .models import Reading, ReadingConflict, Source
@@ -92,8 +90,6 @@ def _insert_new(
     incoming: dict[tuple[int, int], int], *, received_at: datetime, source: int
 ) -> dict[tuple[int, int], int]:
     """Insert the rows not stored yet; return the values already stored for the others."""
-    if connection.vendor != "postgresql":
-        return _insert_new_portable(incoming, received_at=received_at, source=source)
     table = Reading._meta.db_table
     meters, hours, values = [], [], []
     for (meter_id, hour), wh in incoming.items():
@@ -120,35 +116,3 @@ def _insert_new(
             [bigint_array(meters), bigint_array(hours), bigint_array(values), source, received_at],
         )
         return {(meter_id, hour): wh for meter_id, hour, wh in cursor.fetchall()}
-
-
-def _insert_new_portable(
-    incoming: dict[tuple[int, int], int], *, received_at: datetime, source: int
-) -> dict[tuple[int, int], int]:
-    existing: dict[tuple[int, int], int] = {}
-    by_meter: dict[int, list[int]] = {}
-    for meter_id, hour in incoming:
-        by_meter.setdefault(meter_id, []).append(hour)
-    for meter_id, hours in by_meter.items():
-        moments = [hour_to_datetime(h) for h in hours]
-        stored = (
-            Reading.objects.filter(meter_id=meter_id, hour__range=(min(moments), max(moments)))
-            .filter(hour__in=moments)
-            .values_list("hour", "wh")
-        )
-        existing.update({(meter_id, datetime_to_hour(hour)): wh for hour, wh in stored})
-    Reading.objects.bulk_create(
-        [
-            Reading(
-                meter_id=meter_id,
-                hour=hour_to_datetime(hour),
-                wh=wh,
-                source=source,
-                received_at=received_at,
-            )
-            for (meter_id, hour), wh in incoming.items()
-            if (meter_id, hour) not in existing
-        ],
-        ignore_conflicts=True,
-    )
-    return existing

@@ -110,7 +110,7 @@ def queue_downlink(
 
 
 def _next_downlink_counter(key: MeterKey) -> int:
-    """Increment and read in one statement (PostgreSQL and SQLite both have RETURNING)."""
+    """Increment and read in one statement (UPDATE … RETURNING)."""
     table = MeterKey._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from devices.identifiers import normalise_msisdn
 from devices.keystore import KeyStoreError, KeyStoreLocked
@@ -101,9 +101,7 @@ def process_batch(*, limit: int, now: datetime, skip: Collection[int] = ()) -> C
             .order_by("pk")  # arrival order, on the `inbound_waiting` index
             .values_list("pk", "sender", "udh", "coding", "payload")[:limit]
         ]
-        if not messages or connection.vendor != "postgresql":
-            # The set-based statements are PostgreSQL's; elsewhere (the SQLite demo) every
-            # message takes the one-message path.
+        if not messages:
             return Claimed(len(messages), [m.pk for m in messages])
         try:
             with transaction.atomic():  # a savepoint: a failure here undoes only the batch

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from utility.pg import array_cursor
 
@@ -58,9 +58,7 @@ def store_raw_many(received: Sequence[tuple[InboundSms, datetime]]) -> list[int 
     """Store (message, time received) pairs in one statement; for each, its new id or None if
     already stored (a second copy within `received` too)."""
     keys = unique_keys(received)
-    if connection.vendor == "postgresql":
-        return ids_in_order(keys, _insert_postgresql(received, keys))
-    return ids_in_order(keys, _insert_portable(received, keys))
+    return ids_in_order(keys, _insert_postgresql(received, keys))
 
 
 def _column_list() -> str:
@@ -116,40 +114,6 @@ def ids_in_order(
 ) -> list[int | None]:
     """Each message's new id, None for one stored before or earlier in the same group."""
     return [stored.pop(key, None) for key in keys]
-
-
-def _insert_portable(
-    received: Sequence[tuple[InboundSms, datetime]], keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], int]:
-    sql = (
-        f"INSERT INTO {InboundMessage._meta.db_table} ({_column_list()}) "  # noqa: S608
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', '') "
-        "ON CONFLICT (gateway, dedupe_key) DO NOTHING RETURNING id"
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    stored: dict[tuple[str, str], int] = {}
-    with connection.cursor() as cursor:
-        for (sms, now), (gateway, key) in zip(received, keys, strict=True):
-            cursor.execute(
-                sql,
-                [
-                    gateway,
-                    key,
-                    sms.sender[:32],
-                    sms.receiver[:32],
-                    sms.smsc[:64],
-                    adapt(sms.gateway_time),
-                    sms.coding,
-                    sms.udh,
-                    sms.payload,
-                    adapt(now),
-                    InboundStatus.RECEIVED.value,
-                ],
-            )
-            row = cursor.fetchone()
-            if row:
-                stored[(gateway, key)] = row[0]
-    return stored
 
 
 class AsyncGroupCommit:

@@ -28,11 +28,9 @@ TRY_ADVISORY_XACT_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext(%s))"
 
 
 def advisory_xact_lock(name: str) -> None:
-    """Take a named lock held until the current transaction ends (PostgreSQL advisory lock;
-    elsewhere nothing: SQLite serialises writers anyway)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(ADVISORY_XACT_LOCK, [name])
+    """Take a named lock held until the current transaction ends (PostgreSQL advisory lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(ADVISORY_XACT_LOCK, [name])
 
 
 def bigint_array(values: list[int]) -> str:

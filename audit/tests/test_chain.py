@@ -19,15 +19,9 @@ def _write(n: int) -> list[AuditEvent]:
 def _tamper(sql: str, params: list) -> None:
     """Change audit rows behind the application's back, as an intruder in the database would."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_auditevent_append_only"
-            )
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_auditevent_append_only")
         cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE audit_auditevent ENABLE TRIGGER audit_auditevent_append_only"
-            )
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_auditevent_append_only")
 
 
 @pytest.mark.django_db

@@ -2,11 +2,12 @@
 
 from .ade7953 import Ade7953, Ade7953EnergySource
 from .base import EnergyEvent, EnergyResult, EnergySource
-from .simulated import SimulatedEnergySource
+from .simulated import Bypass, SimulatedEnergySource
 
 __all__ = [
     "Ade7953",
     "Ade7953EnergySource",
+    "Bypass",
     "EnergyEvent",
     "EnergyResult",
     "EnergySource",

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .base import EnergyResult
 
 HOUR = 3600.0
 NOISE_SIGMA = 0.25
+
+
+@dataclass(frozen=True)
+class Bypass:
+    """Energy theft to simulate: from ``since`` (unix time) on, this fraction of the household's
+    load is wired around the meter and never measured."""
+
+    since: float
+    fraction: float
 
 
 def _bump(h: float, centre: float, width: float) -> float:
@@ -47,9 +57,11 @@ class SimulatedEnergySource:
         start_wh: int = 0,
         annual_kwh: float = 3500.0,
         utc_offset_h: float = 0.0,
+        bypass: Bypass | None = None,
     ) -> None:
         self.seed = seed
         self.utc_offset_h = utc_offset_h
+        self.bypass = bypass
         self._t = start
         self._wh = float(start_wh)
         # Normalise over a reference year so the yearly total matches annual_kwh.
@@ -64,7 +76,10 @@ class SimulatedEnergySource:
         # with SHA-512, so they are stable across runs and PYTHONHASHSEED.
         rng = random.Random(f"{self.seed}:{hour}")  # noqa: S311
         noise = rng.lognormvariate(-(NOISE_SIGMA**2) / 2, NOISE_SIGMA)  # mean 1
-        return shape_w(t, self.utc_offset_h) * self._scale * noise
+        metered = 1.0
+        if self.bypass and t >= self.bypass.since:
+            metered -= self.bypass.fraction
+        return shape_w(t, self.utc_offset_h) * self._scale * noise * metered
 
     def read(self, now: float) -> EnergyResult:
         t = self._t

@@ -5,6 +5,8 @@
 
 * every ``*.json`` bundle in DIR is one meter; its own SIM number is in the sidecar file
   ``<bundle>.msisdn`` (``meter.json.msisdn`` or ``meter.msisdn``);
+* a sidecar ``<bundle>.bypass`` (JSON ``{"since": unix time, "fraction": 0.8}``) makes that
+  household's simulated load partly bypass its meter from then on (a theft to detect);
 * each agent has its own data directory ``DIR/<meter number>/`` (store, signing key), a
   :class:`~meteragent.energy.SimulatedEnergySource` seeded by its meter number, and an
   :class:`~meteragent.transport.HttpGatewayTransport` that POSTs frames as Kannel would;
@@ -35,7 +37,7 @@ from meteragent.bundle import Bundle, BundleError, parse_bundle
 from meteragent.clock import SystemClock
 from meteragent.console import meter_seed
 from meteragent.display import LogDisplay
-from meteragent.energy import SimulatedEnergySource
+from meteragent.energy import Bypass, SimulatedEnergySource
 from meteragent.keyfile import (
     DeviceKeys,
     load_keys,
@@ -56,6 +58,7 @@ class FleetMeter:
     msisdn: str
     data_dir: Path
     transport: HttpGatewayTransport
+    bypass: Bypass | None = None
     agent: Agent | None = None
     thread: threading.Thread | None = None
     ready: threading.Event = field(default_factory=threading.Event)
@@ -67,6 +70,14 @@ def read_msisdn(bundle_path: Path) -> str:
         if candidate.exists():
             return candidate.read_text().strip()
     raise FileNotFoundError(f"no .msisdn sidecar for {bundle_path}")
+
+
+def read_bypass(bundle_path: Path) -> Bypass | None:
+    sidecar = Path(f"{bundle_path}.bypass")
+    if not sidecar.exists():
+        return None
+    spec = json.loads(sidecar.read_text())
+    return Bypass(since=float(spec["since"]), fraction=float(spec["fraction"]))
 
 
 def backfill(store: Store, energy: SimulatedEnergySource, hours: int, now: float) -> int:
@@ -140,7 +151,9 @@ class Fleet:
                 log.error("skipping %s: %s", path, exc)
                 continue
             transport = HttpGatewayTransport(webhook, secret, msisdn, self.clock)
-            self.meters[msisdn] = FleetMeter(bundle, msisdn, data / bundle.meter_number, transport)
+            self.meters[msisdn] = FleetMeter(
+                bundle, msisdn, data / bundle.meter_number, transport, read_bypass(path)
+            )
 
     def _run_meter(self, meter: FleetMeter) -> None:
         try:
@@ -154,6 +167,7 @@ class Fleet:
                     seed=meter_seed(meter.bundle.meter_number),
                     start=now - self.backfill_hours * HOUR,
                     start_wh=latest.wh if latest else 0,
+                    bypass=meter.bypass,
                 )
                 if self.backfill_hours:
                     backfill(store, energy, self.backfill_hours, now)

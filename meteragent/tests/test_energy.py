@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from meteragent.energy import Ade7953, Ade7953EnergySource, SimulatedEnergySource
+from meteragent.energy import Ade7953, Ade7953EnergySource, Bypass, SimulatedEnergySource
 from meteragent.energy import ade7953 as regs
 from meteragent.energy.base import EV_CHIP_RESET, EV_GAP, EV_JUMP, EV_READ_ERROR, EV_REVERSE
 
@@ -173,6 +173,7 @@ def test_modules_import_without_smbus2():
 # ------------------------------------------------------------------ simulated household
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday
+HOUR = 3600
 
 
 def test_simulated_is_deterministic_and_independent_of_read_pattern():
@@ -204,3 +205,14 @@ def test_simulated_annual_total_and_shape():
     winter = mean_power(range(0, 24 * 28))
     summer = mean_power(range(july * 24, (july + 28) * 24))
     assert winter > 1.3 * summer
+
+
+def test_a_bypass_hides_its_fraction_of_the_load_from_then_on():
+    since = T0 + 24 * HOUR
+    honest = SimulatedEnergySource(seed=5, start=T0)
+    bypassed = SimulatedEnergySource(seed=5, start=T0, bypass=Bypass(since=since, fraction=0.8))
+    assert bypassed.read(since).wh == honest.read(since).wh  # nothing changes before
+    later = since + 7 * 24 * HOUR
+    honest_week = honest.read(later).wh - honest.read(since).wh
+    bypassed_week = bypassed.read(later).wh - bypassed.read(since).wh
+    assert bypassed_week == pytest.approx(0.2 * honest_week, rel=0.01)

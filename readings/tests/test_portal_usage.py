@@ -153,3 +153,25 @@ def test_far_off_dates_are_a_400_not_a_crash(client, make_meter):  # noqa: F811
     url = f"/portal/meters/{meter.number}/usage.json"
     response = client.get(url, {"resolution": "month", "start": "9999-11-01", "end": "9999-12-31"})
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_newly_claimed_meter_says_from_when_its_history_is_shown(make_meter, client):  # noqa: F811
+    meter = make_meter()
+    claimed = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    put(meter, claimed - timedelta(days=3), [i * 50 for i in range(48)])  # before the claim
+    client.force_login(make_customer("new@example.com", meter, start=claimed))
+    page = client.get(f"/portal/meters/{meter.number}/").content.decode()
+    print("PAGE", page[page.find("current-reading") :][:600])
+    assert "You see this meter's readings from 30 Nov 2026, 14:00" in page
+    assert "chart-hour" not in page  # no empty charts
+
+
+@pytest.mark.django_db
+def test_the_staff_usage_table_shows_kwh(make_meter, make_staff, verified_client):  # noqa: F811
+    meter = make_meter()
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    put(meter, day - timedelta(days=2), [i * 500 for i in range(49)])  # 12 kWh a day
+    user, device = make_staff("support@example.com", roles=["Support"])
+    page = verified_client(user, device).get(f"/staff/meters/{meter.number}/usage/")
+    assert "<td>12.0</td>" in page.content.decode()

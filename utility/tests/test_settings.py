@@ -104,3 +104,22 @@ def test_database_url_selects_the_engine():
         env={"DEBUG": "true", "DATABASE_URL": "postgres://u@db.internal:5432/portal"},
     )
     assert result.stdout.strip().splitlines()[-1] == "django.db.backends.postgresql"
+
+
+def test_without_database_url_the_portal_uses_the_embedded_postgresql():
+    result = run_manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['ENGINE'], d['HOST'], d['PORT'])",
+        env={"DEBUG": "true"},
+    )
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == "django.db.backends.postgresql 127.0.0.1 54320", result.stderr
+
+
+def test_a_database_url_that_is_not_postgresql_stops_startup():
+    result = run_manage("check", env={"DEBUG": "true", "DATABASE_URL": "sqlite:///var/x.db"})
+    assert result.returncode != 0
+    assert "DATABASE_URL must name a PostgreSQL database" in result.stderr

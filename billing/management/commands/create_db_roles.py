@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import connections, transaction
 
 from billing import dbroles
@@ -18,8 +18,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, dry_run=False, database="default", **options):
         connection = connections[database]
-        if connection.vendor != "postgresql":
-            raise CommandError("database roles exist only on PostgreSQL")
         with transaction.atomic(using=database), connection.cursor() as cursor:
             sequences = dbroles.billing_sequences(cursor)
             for sql, shown in dbroles.statements(connection.settings_dict["NAME"], sequences):

@@ -1,5 +1,6 @@
 """Demo only: a small fleet of provisioned meters with history, for the simulated agents."""
 
+import json
 import secrets
 import string
 import time
@@ -14,12 +15,17 @@ from devices.identifiers import luhn_check_digit
 from devices.models import Meter, Premises, Sim
 from devices.services import issue_bundle
 from meteragent.console import meter_seed
-from meteragent.energy import SimulatedEnergySource
+from meteragent.energy import Bypass, SimulatedEnergySource
 from meteragent.store import Store
 from readings.services import store_readings
 
 HOUR = 3600
 LIVE_HOURS = 48
+# One household has wired most of its load around the meter for two weeks: the detectors open
+# a case on the demo's first scan (the week before the scan is low against a baseline with at
+# most one low day per weekday; a longer bypass would start to pull the baseline down).
+BYPASSED_PREMISES = 3
+BYPASS = {"days": 14, "fraction": 0.8}
 DEMO_CUSTOMER = (
     "customer@example.org"  # the agents backfill these themselves and send them over the webhook
 )
@@ -67,9 +73,19 @@ class Command(BaseCommand):
             path.touch(mode=0o600)
             path.write_bytes(bundle)
             (bundles / f"{number}.json.msisdn").write_text(msisdn + "\n")
+            bypass = None
+            if i + 1 == BYPASSED_PREMISES:
+                bypass = Bypass(
+                    since=(now_hour - BYPASS["days"] * 24) * HOUR, fraction=BYPASS["fraction"]
+                )
+                (bundles / f"{number}.json.bypass").write_text(
+                    json.dumps({"since": bypass.since, "fraction": bypass.fraction})
+                )
 
             # History: the meter's simulated register, hour by hour, stored as if reported.
-            energy = SimulatedEnergySource(seed=meter_seed(number), start=first_hour * HOUR)
+            energy = SimulatedEnergySource(
+                seed=meter_seed(number), start=first_hour * HOUR, bypass=bypass
+            )
             history = [
                 (hour, energy.read(hour * HOUR).wh) for hour in range(first_hour, anchor_hour + 1)
             ]
