@@ -15,6 +15,7 @@ from accounts.roles import ROLES
 from fraud.models import Severity
 
 from . import selectors, services
+from .stuck import stuck_items
 from .models import RunKind, StaffRun
 
 # Who may start each kind of run, and who may watch it.
@@ -84,12 +85,14 @@ def staff_home(request: HttpRequest) -> HttpResponse:
         if user.has_perm(permission)
     }
     runs = selectors.latest_runs()
+    stuck = [i for i in stuck_items(now=now) if i.count and user.has_perm(i.permission)]
     return render(
         request,
         "operations/home.html",
         {
             "roles": [role for role in ROLES if role.name in names],
             "panels": panels,
+            "stuck": stuck,
             "runs": {
                 kind: runs.get(kind) for kind in RunKind if user.has_perm(VIEW_PERMISSION[kind])
             },

@@ -24,7 +24,7 @@ from fraud.tests.conftest import (  # noqa: F401
 from fraud.tests.test_dispatch import open_case, people  # noqa: F401
 from smsgateway.models import InboundMessage, OutboundMessage, OutboundStatus
 from smsgateway.tests.conftest import test_meter  # noqa: F401
-from utility.operations import stuck_items
+from operations.stuck import stuck_items
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -125,3 +125,26 @@ def test_stopped_and_overdue_work_is_counted_with_links(
     assert items["Account deletion requests waiting"].oldest == now - timedelta(days=8)
     # A day later nothing new is overdue, and what was stays counted.
     assert _by_label(now + timedelta(days=1))["Field visits not recorded"].count == 1
+
+
+def test_the_home_lists_stuck_work_to_the_roles_that_may_act_on_it(
+    test_meter,  # noqa: F811
+    make_staff,
+    verified_client,
+):
+    from accounts.roles import BILLING, SECURITY_ADMIN
+
+    meter = test_meter()
+    [rotation] = schedule_rotations([meter.meter], by="test")
+    rotation.state = RotationState.INIT_SENT
+    rotation.save(update_fields=["state"])
+    stall_rotation(rotation, now=timezone.now())
+
+    security, security_device = make_staff("security@example.org", roles=[SECURITY_ADMIN])
+    page = verified_client(security, security_device).get("/staff/").content.decode()
+    assert "Key rotations out of attempts" in page
+    assert "/admin/devices/keyrotation/?state__exact=stalled" in page
+
+    billing, billing_device = make_staff("billing@example.org", roles=[BILLING])
+    page = verified_client(billing, billing_device).get("/staff/").content.decode()
+    assert "Key rotations out of attempts" not in page  # billing staff cannot act on keys

@@ -41,16 +41,19 @@ class StuckItems:
     oldest: datetime | None
     url: str
     action: str
+    permission: str  # who may see it: the view permission of the admin list it links
 
 
 def _item(label: str, rows: QuerySet, since: str, admin: str, query: str, action: str):
     found = rows.aggregate(oldest=Min(since))
+    app_label, model = admin.split("_", 1)
     return StuckItems(
         label=label,
         count=rows.count(),
         oldest=found["oldest"],
         url=f"{reverse(f'admin:{admin}_changelist')}?{query}",
         action=action,
+        permission=f"{app_label}.view_{model}",
     )
 
 
