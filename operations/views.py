@@ -15,8 +15,8 @@ from accounts.roles import ROLES
 from fraud.models import Severity
 
 from . import selectors, services
-from .stuck import stuck_items
 from .models import RunKind, StaffRun
+from .stuck import stuck_items
 
 # Who may start each kind of run, and who may watch it.
 START_PERMISSION = {RunKind.BILLING: "billing.start_run", RunKind.SCAN: "operations.start_scan"}

@@ -22,9 +22,9 @@ from fraud.tests.conftest import (  # noqa: F401
     signing_key,
 )
 from fraud.tests.test_dispatch import open_case, people  # noqa: F401
+from operations.stuck import stuck_items
 from smsgateway.models import InboundMessage, OutboundMessage, OutboundStatus
 from smsgateway.tests.conftest import test_meter  # noqa: F401
-from operations.stuck import stuck_items
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
