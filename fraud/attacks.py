@@ -138,8 +138,9 @@ def new_occupants(incoming: Household) -> Attack:
 
 
 def seasonal_change(series: Sequence[float], start: int, rng: random.Random) -> Series:
-    """Heating season ending: use falls by 1 % a day to 70 % of what it was, shape kept."""
-    return _per_hour(series, start, lambda d, h: max(0.7, 1 - 0.01 * (d - start + 1)))
+    """Spring: use falls by 0.5 % a day (heating, lighting) to 75 % of what it was over seven
+    weeks, shape kept."""
+    return _per_hour(series, start, lambda d, h: max(0.75, 1 - 0.005 * (d - start + 1)))
 
 
 def rooftop_solar(series: Sequence[float], start: int, rng: random.Random) -> Series:
