@@ -7,11 +7,12 @@ households per 30 days, and how often each innocent look-alike is flagged.
 
 Households are the committed richardsonpy profiles (meteragent/sim/households.json.gz): the
 even seeds are the training set, on which the CUSUM decision interval and the load-shape
-threshold are chosen; the odd seeds are the test set the figures are reported on. Each round
-writes the households of a split as the normal fleet (whose common movement the drop detector
-removes) plus `--per-scenario` meters carrying one scenario from day ATTACK_DAY, then runs the
-real detectors (fraud.detectors, PostgreSQL) as of every SCAN_EVERY days up to 30 days later,
-recording each meter's statistics. Scratch database `evaluate_fraud`, dropped at the end.
+threshold are chosen; the odd seeds are the test set the figures are reported on. For each
+split one fleet holds every household unchanged (the normal windows: days 61-91 and 91-121)
+and `--per-scenario` meters per scenario changed from day ATTACK_DAY (households drawn by a
+seeded generator); the real detectors (fraud.detectors, PostgreSQL) run with open thresholds
+as of every SCAN_EVERY days up to 30 days later and every meter's statistics are recorded.
+Scratch database `evaluate_fraud`, dropped at the end.
 """
 
 from __future__ import annotations
