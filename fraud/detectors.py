@@ -106,6 +106,9 @@ def prepare_daily(cursor, *, now: datetime) -> None:
         f"max(wh) FILTER (WHERE extract(hour FROM hour AT TIME ZONE 'UTC') = {h}) AS wh{h}"
         for h in BLOCK_HOURS
     )
+    # The daily GROUP BY keeps a few registers per meter-day: with the default work_mem its hash
+    # table spills to disk and PostgreSQL falls back to sorting tens of millions of rows.
+    cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.FRAUD_SCAN_WORK_MEM])
     cursor.execute(f"DROP TABLE IF EXISTS {DAILY_TABLE}, {BASELINE_TABLE}")
     cursor.execute(
         f"""

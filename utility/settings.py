@@ -451,7 +451,7 @@ FRAUD_DETECTORS = {
     "consumption_drop": {
         "enabled": env.bool("FRAUD_DROP_ENABLED", default=True),
         # The meter's own baseline: the days before the monitoring window.
-        "baseline_days": env.int("FRAUD_DROP_BASELINE_DAYS", default=63),
+        "baseline_days": env.int("FRAUD_DROP_BASELINE_DAYS", default=35),
         "min_baseline_days": 28,
         "monitor_days": env.int("FRAUD_DROP_MONITOR_DAYS", default=28),
         "min_monitor_days": 7,
@@ -460,7 +460,7 @@ FRAUD_DETECTORS = {
         # (bench/evaluate_fraud.py, docs/fraud.md).
         "cusum_k": 0.5,
         "clip": 1.5,
-        "cusum_h": env.float("FRAUD_DROP_CUSUM_H", default=11.4),
+        "cusum_h": env.float("FRAUD_DROP_CUSUM_H", default=10.12),
         "min_scale": 0.1,
         # Daylight use down this much more than night use (as fractions of the baseline):
         # rooftop solar, not a bypass.
@@ -473,7 +473,7 @@ FRAUD_DETECTORS = {
         "enabled": env.bool("FRAUD_SHAPE_ENABLED", default=True),
         "recent_days": env.int("FRAUD_SHAPE_RECENT_DAYS", default=14),
         "min_recent_days": 7,
-        "threshold": env.float("FRAUD_SHAPE_THRESHOLD", default=3.3),
+        "threshold": env.float("FRAUD_SHAPE_THRESHOLD", default=3.45),
         "min_block_sd_fraction": 0.1,
     },
     "zero_use": {
@@ -522,6 +522,8 @@ FRAUD_VACANCY = {
     "max_block_ratio": 2.0,
     "max_log_sd": 0.12,
 }
+# Memory for the scan's daily aggregation (per sort/hash node, for the scan's transaction only).
+FRAUD_SCAN_WORK_MEM = env.str("FRAUD_SCAN_WORK_MEM", default="128MB")
 # A day counts for the daily-consumption detectors only with this many hourly readings.
 FRAUD_MIN_HOURS_PER_DAY = env.int("FRAUD_MIN_HOURS_PER_DAY", default=20)
 # S12: dispatches beyond these in 24 hours (fleet-wide / per engineer) wait for a second approver.
