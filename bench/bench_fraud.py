@@ -6,10 +6,11 @@ PostgreSQL (21.6 million rows), through the same code path as `manage.py run_det
     .venv/bin/python bench/bench_fraud.py --keep          # leave the database for inspection
 
 Recreates a scratch database `bench_fraud` on the local PostgreSQL and drops it at the end. The
-data are generated in the database with generate_series: each meter has its own daily rate,
-a diurnal shape and deterministic hourly jitter (the register stays monotonic); one meter in a
-hundred carries each anomaly (a 70 % drop for the last 10 days, zero use for 4 days, a
-backwards step, 72 hours of silence, a burst of rejected messages, tamper events, a clock step).
+load is realistic: meter i follows committed household i mod 96 (meteragent/sim/households,
+richardsonpy profiles), written into the database once as a cumulative profile table and
+expanded with generate_series; one meter in a hundred carries each anomaly (a 60 % bypass for
+the last 21 days, zero use for 4 days, a backwards step, 72 hours of silence, a burst of
+rejected messages, tamper events, a clock step).
 """
 
 from __future__ import annotations
@@ -68,41 +69,46 @@ def generate(cursor, meters: int, now: datetime, progress) -> None:
         """,
         {"start": start},
     )
+    from meteragent.sim.households import households
+
+    fleet = households()
+    cursor.execute("CREATE TEMPORARY TABLE bench_profile (household int, k int, cum bigint)")
+    with cursor.cursor.copy("COPY bench_profile FROM STDIN") as copy:
+        for i, home in enumerate(fleet):
+            total = 0
+            for k in range(DAYS * 24 + 1):
+                copy.write_row((i, k, total))
+                total += home.hourly_wh[k]
+    cursor.execute("CREATE UNIQUE INDEX ON bench_profile (household, k)")
     cursor.execute("SELECT min(id), max(id) FROM devices_meter")
     low, high = cursor.fetchone()
     chunk = 500
     hours = DAYS * 24
-    drop_from, zero_from, back_at = hours - 10 * 24, hours - 4 * 24 - 6, hours - 5
+    drop_from, zero_from, back_at = hours - 21 * 24, hours - 4 * 24 - 6, hours - 5
     for first in range(low, high + 1, chunk):
-        # Rate per hour 250-580 Wh (6-14 kWh a day); k = hours since the start. The anomalies
-        # bend the register in closed form, so one INSERT … SELECT makes every row.
+        # The anomalies bend the household's register in closed form (a bypass keeps 40 % of
+        # the use after drop_from, the zero meter's register stops at zero_from), so one
+        # INSERT … SELECT makes every row.
         cursor.execute(
             """
             INSERT INTO readings_reading (meter_id, hour, wh, source, received_at)
             SELECT m.id, %(start)s + g.k * interval '1 hour',
-                   floor(
-                     1000000
-                     + r.rate * CASE WHEN m.id %% 100 = 0 AND e.k > %(drop_from)s
-                                     THEN %(drop_from)s + 0.3 * (e.k - %(drop_from)s)
-                                     ELSE e.k END
-                     + r.rate * 0.3 * sin(2 * pi() * e.k / 24)
-                     + r.rate * 0.1 * ((e.k * 7919 + m.id * 104729) %% 1000) / 1000.0
-                     - CASE WHEN m.id %% 100 = 2 AND g.k = %(back_at)s THEN 5000 ELSE 0 END
-                   )::bigint,
+                   1000000
+                   + CASE WHEN m.id %% 100 = 0 AND g.k > %(drop_from)s
+                          THEN d.cum + 0.4 * (p.cum - d.cum) ELSE p.cum END
+                   - CASE WHEN m.id %% 100 = 2 AND g.k = %(back_at)s THEN 5000 ELSE 0 END,
                    1, %(start)s + g.k * interval '1 hour'
             FROM devices_meter m
-            CROSS JOIN LATERAL (SELECT 250 + (m.id * 7919 %% 331) AS rate) r
             CROSS JOIN generate_series(0, %(hours)s - 1) g(k)
-            -- The zero-use meter's register stops: every term is frozen at zero_from.
-            CROSS JOIN LATERAL (
-                SELECT CASE WHEN m.id %% 100 = 1 AND g.k > %(zero_from)s
-                            THEN %(zero_from)s ELSE g.k END AS k
-            ) e
+            JOIN bench_profile p ON p.household = m.id %% %(households)s
+                AND p.k = CASE WHEN m.id %% 100 = 1 THEN least(g.k, %(zero_from)s) ELSE g.k END
+            JOIN bench_profile d ON d.household = m.id %% %(households)s AND d.k = %(drop_from)s
             WHERE m.id BETWEEN %(first)s AND %(last)s
             """,
             {
                 "start": start,
                 "hours": hours,
+                "households": len(fleet),
                 "first": first,
                 "last": min(first + chunk - 1, high),
                 "drop_from": drop_from,

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from utility.readonly_admin import ReadOnlyModelAdmin
 
-from .models import Case, ReadingsUpload, WorkOrder
+from .models import Absence, Case, ReadingsUpload, WorkOrder
 
 
 @admin.register(Case)
@@ -21,3 +21,9 @@ class WorkOrderAdmin(ReadOnlyModelAdmin):
 @admin.register(ReadingsUpload)
 class ReadingsUploadAdmin(ReadOnlyModelAdmin):
     list_display = ("pk", "meter", "uploaded_by", "uploaded_at", "readings", "conflicts")
+
+
+@admin.register(Absence)
+class AbsenceAdmin(ReadOnlyModelAdmin):
+    list_display = ("pk", "meter", "first_day", "last_day", "declared_by", "declared_at")
+    search_fields = ("meter__number",)

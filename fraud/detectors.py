@@ -23,6 +23,7 @@ from django.conf import settings
 from .models import Cause, Severity
 
 DAILY_TABLE = "fraud_daily"
+BASELINE_TABLE = "fraud_baseline"
 
 
 @dataclass(frozen=True)
@@ -56,51 +57,182 @@ def _loads(value: Any) -> Any:
 
 def daily_days_needed() -> int:
     drop, zero = config("consumption_drop"), config("zero_use")
-    return max(
-        drop["baseline_weeks"] * 7 + drop["sustained_days"],
-        zero["history_days"] + zero["days"],
-    )
+    return max(drop["baseline_days"] + drop["monitor_days"], zero["history_days"] + zero["days"])
+
+
+def monitor_start(today: date) -> date:
+    return today - timedelta(days=config("consumption_drop")["monitor_days"])
+
+
+# Readings at these UTC hours split a day into six 4-hour blocks (00-04 ... 20-24), the
+# time-of-day profile of the load-shape detector and the vacancy test.
+BLOCK_HOURS = (4, 8, 12, 16, 20)
+BLOCKS = tuple(f"b{i}" for i in range(6))
+BLOCK_LABELS = ("00-04", "04-08", "08-12", "12-16", "16-20", "20-24")
 
 
 def prepare_daily(cursor, *, now: datetime) -> None:
-    """Daily consumption per meter and UTC day of the look-back period, into a temporary table
-    dropped at the end of the transaction.
+    """Daily consumption per meter and UTC day of the look-back period, with its six 4-hour
+    blocks, into temporary tables dropped at the end of the transaction:
 
-    A day's consumption is (last - first cumulative reading of that day) scaled to 24 hours by
-    the span actually covered; days with fewer than FRAUD_MIN_HOURS_PER_DAY readings are left
-    out, so a gap never looks like a drop (the silence detector handles gaps).
+    * `fraud_daily` (meter, day, wh, b0..b5, weekend, absent, vacant): a day's use is the
+      register at the next midnight minus the register at this midnight (scaled to 24 h by
+      the span covered when either reading is missing); days with fewer than
+      FRAUD_MIN_HOURS_PER_DAY readings are left out, so a gap never looks like a drop (the
+      silence detector handles gaps). Days before the meter's latest recorded move-in are left
+      out too: a new household starts a new baseline. `absent` marks days the customer
+      declared an absence; `vacant` days look like nobody home (see `baseline`).
+    * `fraud_baseline` (meter: weekday and weekend median of log use, robust scale, block
+      means and spreads): the meter's own baseline over the days before the monitoring window.
     """
+    cfg = config("consumption_drop")
+    vacancy = settings.FRAUD_VACANCY
     today = now.date()
-    start = _day_start(today - timedelta(days=daily_days_needed()), now)
-    cursor.execute(f"DROP TABLE IF EXISTS {DAILY_TABLE}")
+    params = {
+        "start": _day_start(today - timedelta(days=daily_days_needed()), now),
+        "end": _day_start(today, now),
+        "today": today,
+        "now": now,
+        "min_hours": settings.FRAUD_MIN_HOURS_PER_DAY,
+        "monitor_start": monitor_start(today),
+        "min_days": cfg["min_baseline_days"],
+        "min_scale": cfg["min_scale"],
+        "vacant_low": vacancy["min_base_multiple"],
+        "vacant_high": vacancy["max_base_multiple"],
+        "flat_ratio": vacancy["max_block_ratio"],
+        "vacant_sd": vacancy["max_log_sd"],
+    }
+    at_hour = ",\n".join(
+        f"max(wh) FILTER (WHERE extract(hour FROM hour AT TIME ZONE 'UTC') = {h}) AS wh{h}"
+        for h in BLOCK_HOURS
+    )
+    # The daily GROUP BY keeps a few registers per meter-day: with the default work_mem its hash
+    # table spills to disk and PostgreSQL falls back to sorting tens of millions of rows.
+    cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.FRAUD_SCAN_WORK_MEM])
+    cursor.execute(f"DROP TABLE IF EXISTS {DAILY_TABLE}, {BASELINE_TABLE}")
     cursor.execute(
         f"""
         CREATE TEMPORARY TABLE {DAILY_TABLE} ON COMMIT DROP AS
-        SELECT meter_id,
-               (hour AT TIME ZONE 'UTC')::date AS day,
-               ((max(wh) - min(wh)) * 24.0
-                   / (extract(epoch FROM max(hour) - min(hour)) / 3600.0))::float8 AS wh,
-               count(*) AS hours
-        FROM readings_reading
-        WHERE hour >= %(start)s AND hour < %(end)s
-        GROUP BY meter_id, day
-        HAVING count(*) >= %(min_hours)s AND max(hour) > min(hour)
+        WITH raw AS (
+            SELECT meter_id, (hour AT TIME ZONE 'UTC')::date AS day,
+                   min(hour) AS first_hour, min(wh) AS first_wh,
+                   max(hour) AS last_hour, max(wh) AS last_wh, count(*) AS hours,
+                   {at_hour}
+            FROM readings_reading
+            WHERE hour >= %(start)s AND hour <= %(end)s
+            GROUP BY meter_id, day
+        ),
+        seq AS (
+            SELECT raw.*, (day::timestamp AT TIME ZONE 'UTC') AS midnight,
+                   CASE WHEN lead(first_hour) OVER w
+                             = ((day + 1)::timestamp AT TIME ZONE 'UTC')
+                        THEN lead(first_wh) OVER w END AS next_wh
+            FROM raw WINDOW w AS (PARTITION BY meter_id ORDER BY day)
+        ),
+        moved AS (
+            SELECT m.id AS meter_id, greatest(
+                (SELECT max(o.start AT TIME ZONE 'UTC')::date FROM accounts_meteroccupancy o
+                 WHERE o.meter_id = m.id AND o.start <= %(now)s
+                   AND EXISTS (SELECT 1 FROM accounts_meteroccupancy p
+                               WHERE p.meter_id = m.id AND p.start < o.start)),
+                (SELECT max(b.opened_on) FROM billing_billingaccount b
+                 WHERE b.premises_id = m.premises_id AND b.opened_on <= %(today)s)
+            ) AS day
+            FROM devices_meter m
+        )
+        SELECT s.meter_id, s.day,
+               (CASE WHEN s.next_wh IS NOT NULL
+                     THEN (s.next_wh - s.first_wh) * 24.0
+                          / (24 - extract(epoch FROM s.first_hour - s.midnight) / 3600.0)
+                     ELSE (s.last_wh - s.first_wh) * 24.0
+                          / (extract(epoch FROM s.last_hour - s.first_hour) / 3600.0)
+                END)::float8 AS wh,
+               (CASE WHEN s.first_hour = s.midnight THEN s.wh4 - s.first_wh END)::float8 AS b0,
+               (s.wh8 - s.wh4)::float8 AS b1, (s.wh12 - s.wh8)::float8 AS b2,
+               (s.wh16 - s.wh12)::float8 AS b3, (s.wh20 - s.wh16)::float8 AS b4,
+               (s.next_wh - s.wh20)::float8 AS b5,
+               extract(isodow FROM s.day) >= 6 AS weekend,
+               EXISTS (SELECT 1 FROM fraud_absence a WHERE a.meter_id = s.meter_id
+                       AND s.day BETWEEN a.first_day AND a.last_day) AS absent,
+               false AS vacant
+        FROM seq s LEFT JOIN moved mv ON mv.meter_id = s.meter_id
+        WHERE s.day < %(today)s AND s.hours >= %(min_hours)s
+          AND (s.next_wh IS NOT NULL OR s.last_hour > s.first_hour)
+          AND (mv.day IS NULL OR s.day >= mv.day)
         """,  # noqa: S608 (identifiers are constants; values are parameters)
-        {
-            "start": start,
-            "end": _day_start(today, now),
-            "min_hours": settings.FRAUD_MIN_HOURS_PER_DAY,
-        },
+        params,
     )
     cursor.execute(f"CREATE INDEX ON {DAILY_TABLE} (meter_id, day)")
+    # A vacant day: total use near the home's base load (the quietest night block of its
+    # baseline, x6) and no 4-hour block much above another: fridge and standby cycling with
+    # nobody home, where a bypass of a fraction keeps the day's shape and its total falls below
+    # the base. Days left this way vary little from one to the next; when a meter's candidate
+    # days of one period (baseline or monitoring) vary like its normal days, they are a
+    # fraction of the load removed (h4), not vacancy, and count again.
+    cursor.execute(
+        f"""
+        UPDATE {DAILY_TABLE} d SET vacant = true
+        FROM (SELECT meter_id, percentile_cont(0.1) WITHIN GROUP (ORDER BY b0) * 6 AS base_wh
+              FROM {DAILY_TABLE} WHERE day < %(monitor_start)s AND NOT absent AND b0 > 0
+              GROUP BY meter_id) b
+        WHERE b.meter_id = d.meter_id
+          AND d.wh BETWEEN %(vacant_low)s * b.base_wh AND %(vacant_high)s * b.base_wh
+          AND greatest(d.b0, d.b1, d.b2, d.b3, d.b4, d.b5)
+              <= %(flat_ratio)s * least(d.b0, d.b1, d.b2, d.b3, d.b4, d.b5)
+        """,  # noqa: S608
+        params,
+    )
+    cursor.execute(
+        f"""
+        UPDATE {DAILY_TABLE} d SET vacant = false
+        FROM (SELECT meter_id, day >= %(monitor_start)s AS monitoring FROM {DAILY_TABLE}
+              WHERE vacant GROUP BY meter_id, monitoring
+              HAVING count(*) >= 3 AND stddev_samp(ln(wh)) > %(vacant_sd)s) v
+        WHERE v.meter_id = d.meter_id AND d.vacant
+          AND (d.day >= %(monitor_start)s) = v.monitoring
+        """,  # noqa: S608
+        params,
+    )
+    block_stats = ",\n".join(
+        f"avg(d.{b}) AS {b}_mean, stddev_samp(d.{b}) AS {b}_sd" for b in BLOCKS
+    )
+    cursor.execute(
+        f"""
+        CREATE TEMPORARY TABLE {BASELINE_TABLE} ON COMMIT DROP AS
+        WITH days AS (
+            SELECT * FROM {DAILY_TABLE}
+            WHERE day < %(monitor_start)s AND NOT absent AND NOT vacant AND wh > 0
+        ),
+        level AS (
+            SELECT meter_id, count(*) AS n,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY ln(wh))
+                       FILTER (WHERE NOT weekend) AS ln_weekday,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY ln(wh))
+                       FILTER (WHERE weekend) AS ln_weekend
+            FROM days GROUP BY meter_id HAVING count(*) >= %(min_days)s
+        )
+        SELECT l.meter_id, l.n, l.ln_weekday, coalesce(l.ln_weekend, l.ln_weekday) AS ln_weekend,
+               greatest(%(min_scale)s, stddev_samp(
+                   ln(d.wh) - CASE WHEN d.weekend THEN coalesce(l.ln_weekend, l.ln_weekday)
+                                   ELSE l.ln_weekday END)) AS scale,
+               {block_stats}
+        FROM level l JOIN days d ON d.meter_id = l.meter_id
+        WHERE l.ln_weekday IS NOT NULL
+        GROUP BY l.meter_id, l.n, l.ln_weekday, l.ln_weekend
+        """,  # noqa: S608
+        params,
+    )
+    cursor.execute(f"CREATE UNIQUE INDEX ON {BASELINE_TABLE} (meter_id)")
     cursor.execute(f"ANALYZE {DAILY_TABLE}")
+    cursor.execute(f"ANALYZE {BASELINE_TABLE}")
 
 
 def _daily_series(cursor, meter_ids: list[int]) -> dict[int, list[list]]:
     rows = _rows(
         cursor,
         f"""
-        SELECT meter_id, json_agg(json_build_array(day, round(wh)) ORDER BY day)
+        SELECT meter_id,
+               json_agg(json_build_array(day, round(wh::numeric), vacant, absent) ORDER BY day)
         FROM {DAILY_TABLE} WHERE meter_id = ANY(%(ids)s) GROUP BY meter_id
         """,  # noqa: S608
         {"ids": meter_ids},
@@ -108,95 +240,208 @@ def _daily_series(cursor, meter_ids: list[int]) -> dict[int, list[list]]:
     return {meter_id: _loads(series) for meter_id, series in rows}
 
 
-def _daily_chart(series: list[list], extra: dict[str, float] | None = None) -> dict[str, Any]:
-    labels = [day for day, _ in series]
-    datasets = [{"label": "Daily use (Wh)", "data": [wh for _, wh in series], "type": "bar"}]
-    if extra:
+def _daily_chart(series: list[list], expected: dict[str, float] | None = None) -> dict[str, Any]:
+    labels = [row[0] for row in series]
+    datasets = [{"label": "Daily use (Wh)", "data": [row[1] for row in series], "type": "bar"}]
+    if expected:
         datasets.append(
-            {"label": "Baseline median (Wh)", "data": [extra.get(day) for day in labels]}
+            {"label": "Expected from baseline (Wh)", "data": [expected.get(d) for d in labels]}
         )
     return {"labels": labels, "datasets": datasets}
 
 
+def _away_days(series: list[list]) -> dict[str, list[str]]:
+    return {
+        "vacant": [row[0] for row in series if row[2]],
+        "declared_absent": [row[0] for row in series if row[3]],
+    }
+
+
 def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
-    """A sustained drop against the same weekdays of the meter's own previous weeks."""
+    """A sustained drop against the meter's own baseline: a one-sided CUSUM of standardised log
+    daily use (weekday and weekend baselines) over the monitoring window (see docs/fraud.md)."""
     cfg = config("consumption_drop")
     today = now.date()
-    window_start = today - timedelta(days=cfg["sustained_days"])
+    start = monitor_start(today)
     params = {
-        "today": today,
-        "window_start": window_start,
-        "baseline_start": window_start - timedelta(weeks=cfg["baseline_weeks"]),
-        "sustained": cfg["sustained_days"],
-        "min_weeks": cfg["min_baseline_weeks"],
-        "k": cfg["mad_k"],
-        "min_drop": cfg["min_drop"],
+        "monitor_start": start,
+        "k": cfg["cusum_k"],
+        "h": cfg["cusum_h"],
+        "min_days": cfg["min_monitor_days"],
+        "clip": cfg["clip"],
+        "solar_gap": cfg["solar_gap"],
         "min_baseline": cfg["min_baseline_wh"],
     }
     rows = _rows(
         cursor,
         f"""
-        WITH recent AS (
-            SELECT meter_id, day, wh FROM {DAILY_TABLE}
-            WHERE day >= %(window_start)s AND day < %(today)s
+        WITH mon AS (
+            SELECT d.meter_id, d.day, d.wh, b.scale, d.b0 + d.b5 AS dark, d.b2 + d.b3 AS daylight,
+                   b.b0_mean + b.b5_mean AS usual_dark, b.b2_mean + b.b3_mean AS usual_daylight,
+                   exp(CASE WHEN d.weekend THEN b.ln_weekend ELSE b.ln_weekday END) AS expected,
+                   ln(d.wh) - CASE WHEN d.weekend THEN b.ln_weekend ELSE b.ln_weekday END AS e
+            FROM {DAILY_TABLE} d JOIN {BASELINE_TABLE} b ON b.meter_id = d.meter_id
+            -- A full stop (no use at all) is zero_use's finding.
+            WHERE d.day >= %(monitor_start)s AND NOT d.absent AND NOT d.vacant AND d.wh > 0
+              AND exp(b.ln_weekday) >= %(min_baseline)s
         ),
-        pairs AS (
-            SELECT r.meter_id, r.day, r.wh, b.wh AS bwh
-            FROM recent r
-            JOIN {DAILY_TABLE} b ON b.meter_id = r.meter_id
-                AND b.day >= %(baseline_start)s AND b.day < %(window_start)s
-                AND (r.day - b.day) %% 7 = 0
+        -- Page's CUSUM of the day's shortfall in standard deviations of the meter's own
+        -- baseline, each day clipped so that a single odd day cannot make a case.
+        steps AS (
+            SELECT m.*,
+                   sum(least(%(clip)s, greatest(-%(clip)s, -m.e / m.scale)) - %(k)s)
+                       OVER (PARTITION BY m.meter_id ORDER BY m.day) AS cusum
+            FROM mon m
         ),
-        stats AS (
-            SELECT meter_id, day, wh, count(*) AS n,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY bwh) AS median
-            FROM pairs GROUP BY meter_id, day, wh
+        framed AS (
+            SELECT s.*,
+                   least(0, min(cusum) OVER (PARTITION BY meter_id)) AS low,
+                   last_value(cusum) OVER (PARTITION BY meter_id ORDER BY day
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS final,
+                   count(*) OVER (PARTITION BY meter_id) AS n
+            FROM steps s
         ),
-        mads AS (
-            SELECT s.meter_id, s.day, s.wh, s.n, s.median,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(p.bwh - s.median)) AS mad
-            FROM stats s JOIN pairs p ON p.meter_id = s.meter_id AND p.day = s.day
-            GROUP BY s.meter_id, s.day, s.wh, s.n, s.median
+        -- The drop began the day after the CUSUM's last minimum (Page's change-point).
+        segmented AS (
+            SELECT f.*, coalesce(max(day) FILTER (WHERE cusum = low AND low < 0)
+                                 OVER (PARTITION BY meter_id), %(monitor_start)s - 1) AS before
+            FROM framed f WHERE final - low >= %(h)s AND n >= %(min_days)s
         ),
         judged AS (
-            SELECT *, (n >= %(min_weeks)s AND median >= %(min_baseline)s
-                       AND wh < median - %(k)s * 1.4826 * mad
-                       AND wh < (1 - %(min_drop)s) * median) AS low
-            FROM mads
+            SELECT s.meter_id, max(s.final - s.low) AS statistic,
+                   min(s.day) FILTER (WHERE s.day > s.before) AS since,
+                   count(*) FILTER (WHERE s.day > s.before) AS days,
+                   sum(s.wh) FILTER (WHERE s.day > s.before) AS used,
+                   sum(s.expected) FILTER (WHERE s.day > s.before) AS expected,
+                   avg(s.dark) FILTER (WHERE s.day > s.before) / max(s.usual_dark) AS dark,
+                   avg(s.daylight) FILTER (WHERE s.day > s.before)
+                       / max(s.usual_daylight) AS daylight,
+                   count(*) FILTER (WHERE s.day > s.before AND s.daylight <= 0)
+                       AS dark_days,
+                   json_object_agg(s.day, round(s.expected::numeric)) AS expected_by_day
+            FROM segmented s
+            GROUP BY s.meter_id HAVING count(*) FILTER (WHERE s.day > s.before) > 0
         )
-        SELECT j.meter_id, sum(j.wh), sum(j.median),
-               json_agg(json_build_array(j.day, round(j.wh), round(j.median), round(j.mad))
-                        ORDER BY j.day)
+        -- Rooftop solar: the fall is in daylight hours only while nights and evenings carry
+        -- on as before, and most days still record some daylight use (panels cover it all
+        -- only on sunny days); a bypass takes its fraction around the clock.
+        SELECT j.meter_id, j.statistic, j.since, j.days, j.used, j.expected, j.expected_by_day
         FROM judged j JOIN devices_meter m ON m.id = j.meter_id AND m.status = 'active'
-        GROUP BY j.meter_id
-        HAVING count(*) = %(sustained)s AND bool_and(j.low)
+        WHERE NOT (j.dark - j.daylight > %(solar_gap)s AND 2 * j.dark_days < j.days)
         """,  # noqa: S608
         params,
     )
     series = _daily_series(cursor, [row[0] for row in rows])
     findings = []
-    for meter_id, used, expected, days in rows:
-        days = _loads(days)
+    for meter_id, statistic, since_day, days, used, expected, expected_by_day in rows:
+        meter_series = series.get(meter_id, [])
+        away = _away_days(meter_series)
+        lost_kwh = max(0.0, (expected - used) / 1000)
         drop = 1 - used / expected if expected else 1.0
-        medians = {day: median for day, _, median, _ in days}
+        severity = Severity.LOW
+        if lost_kwh >= cfg["high_kwh"]:
+            severity = Severity.HIGH
+        elif lost_kwh >= cfg["medium_kwh"]:
+            severity = Severity.MEDIUM
+        if away["declared_absent"]:
+            severity = min(severity, Severity.MEDIUM)
         findings.append(
             Finding(
                 meter_id=meter_id,
                 cause=Cause.CONSUMPTION_DROP,
-                severity=Severity.HIGH if drop >= cfg["high_drop"] else Severity.MEDIUM,
-                summary=f"Use down {drop:.0%} for {cfg['sustained_days']} days "
-                f"against the same weekdays of the previous {cfg['baseline_weeks']} weeks",
-                since=_day_start(window_start, now),
+                severity=severity,
+                summary=f"Use {drop:.0%} below this home's own baseline for {days} days since "
+                f"{since_day}, about {lost_kwh:.0f} kWh unrecorded; the home's daily pattern "
+                "goes on, so part of the load may bypass the meter",
+                since=_day_start(since_day, now),
                 evidence={
+                    "statistic": round(statistic, 2),
                     "drop": round(drop, 3),
-                    "window": [window_start.isoformat(), (today - timedelta(days=1)).isoformat()],
-                    "days": [
-                        {"day": d, "wh": wh, "median": med, "mad": mad} for d, wh, med, mad in days
-                    ],
-                    "thresholds": {
-                        key: cfg[key] for key in ("mad_k", "min_drop", "baseline_weeks")
+                    "estimated_kwh_lost": round(lost_kwh, 1),
+                    "since": since_day.isoformat(),
+                    "days": days,
+                    **away,
+                    "thresholds": {key: cfg[key] for key in ("cusum_k", "cusum_h", "high_kwh")},
+                    "chart": _daily_chart(meter_series, _loads(expected_by_day)),
+                },
+            )
+        )
+    return findings
+
+
+def load_shape(cursor, *, now: datetime) -> list[Finding]:
+    """The time-of-day profile of the last days against the meter's own baseline profile: load
+    moved from some hours to others with the daily total kept (see docs/fraud.md)."""
+    cfg = config("load_shape")
+    today = now.date()
+    params = {
+        "recent_start": today - timedelta(days=cfg["recent_days"]),
+        "min_days": cfg["min_recent_days"],
+        "threshold": cfg["threshold"],
+        "min_sd": cfg["min_block_sd_fraction"],
+    }
+    recent = ", ".join(f"avg(d.{b}) AS {b}" for b in BLOCKS)
+    z = ", ".join(
+        f"(r.{b} - b.{b}_mean) * sqrt(r.n) / greatest(b.{b}_sd, %(min_sd)s * b.{b}_mean, 1) "
+        f"AS {b}_z"
+        for b in BLOCKS
+    )
+    zs = ", ".join(f"{b}_z" for b in BLOCKS)
+    rows = _rows(
+        cursor,
+        f"""
+        WITH recent AS (
+            SELECT d.meter_id, count(*) AS n, {recent}
+            FROM {DAILY_TABLE} d
+            WHERE d.day >= %(recent_start)s AND NOT d.absent AND NOT d.vacant
+              AND d.b0 IS NOT NULL AND d.b5 IS NOT NULL AND d.b1 IS NOT NULL
+              AND d.b2 IS NOT NULL AND d.b3 IS NOT NULL AND d.b4 IS NOT NULL
+            GROUP BY d.meter_id HAVING count(*) >= %(min_days)s
+        ),
+        scored AS (
+            SELECT r.meter_id, {z},
+                   json_build_array({", ".join(f"round(r.{b}::numeric)" for b in BLOCKS)}) AS now_p,
+                   json_build_array({", ".join(f"round(b.{b}_mean::numeric)" for b in BLOCKS)})
+                       AS base_p
+            FROM recent r JOIN {BASELINE_TABLE} b ON b.meter_id = r.meter_id
+        )
+        -- Both a rise and a fall: solar panels or a quieter season only take load away,
+        -- working from home only adds it; moving load between hours does both.
+        SELECT s.meter_id, least(greatest({zs}), -least({zs})) AS statistic, s.now_p, s.base_p
+        FROM scored s JOIN devices_meter m ON m.id = s.meter_id AND m.status = 'active'
+        WHERE least(greatest({zs}), -least({zs})) >= %(threshold)s
+        """,  # noqa: S608
+        params,
+    )
+    findings = []
+    for meter_id, statistic, now_profile, base_profile in rows:
+        now_profile, base_profile = _loads(now_profile), _loads(base_profile)
+        moves = [n - b for n, b in zip(now_profile, base_profile, strict=True)]
+        up, down = moves.index(max(moves)), moves.index(min(moves))
+        findings.append(
+            Finding(
+                meter_id=meter_id,
+                cause=Cause.LOAD_SHAPE,
+                severity=Severity.MEDIUM,
+                summary=f"Daily load pattern changed over the last {cfg['recent_days']} days: "
+                f"{BLOCK_LABELS[up]} UTC up {moves[up]:.0f} Wh/day, {BLOCK_LABELS[down]} down "
+                f"{-moves[down]:.0f} Wh/day against this home's own history; the register may "
+                "be reporting a flattened or shifted profile",
+                since=_day_start(params["recent_start"], now),
+                evidence={
+                    "statistic": round(statistic, 2),
+                    "thresholds": {"threshold": cfg["threshold"]},
+                    "chart": {
+                        "labels": [f"{label} UTC" for label in BLOCK_LABELS],
+                        "datasets": [
+                            {"label": "Baseline (Wh per block per day)", "data": base_profile},
+                            {
+                                "label": f"Last {cfg['recent_days']} days",
+                                "data": now_profile,
+                                "type": "bar",
+                            },
+                        ],
                     },
-                    "chart": _daily_chart(series.get(meter_id, []), medians),
                 },
             )
         )
@@ -221,7 +466,7 @@ def zero_use(cursor, *, now: datetime) -> list[Finding]:
         cursor,
         f"""
         WITH recent AS (
-            SELECT meter_id, max(wh) AS max_wh FROM {DAILY_TABLE}
+            SELECT meter_id, max(wh) AS max_wh, bool_or(absent) AS absent FROM {DAILY_TABLE}
             WHERE day >= %(window_start)s AND day < %(today)s
             GROUP BY meter_id
             HAVING count(*) = %(days)s AND max(wh) <= %(max_wh)s
@@ -232,7 +477,7 @@ def zero_use(cursor, *, now: datetime) -> list[Finding]:
             WHERE d.day >= %(history_start)s AND d.day < %(window_start)s
             GROUP BY d.meter_id
         )
-        SELECT r.meter_id, h.avg_wh, r.max_wh
+        SELECT r.meter_id, h.avg_wh, r.max_wh, r.absent
         FROM recent r
         JOIN history h ON h.meter_id = r.meter_id
         JOIN devices_meter m ON m.id = r.meter_id
@@ -246,17 +491,20 @@ def zero_use(cursor, *, now: datetime) -> list[Finding]:
         Finding(
             meter_id=meter_id,
             cause=Cause.ZERO_USE,
-            severity=Severity.HIGH,
-            summary=f"No consumption for {cfg['days']} full days; {avg_wh:.0f} Wh/day before",
+            # Supply switched off at the fuse board while away is possible; a visit can wait.
+            severity=Severity.MEDIUM if absent else Severity.HIGH,
+            summary=f"No consumption for {cfg['days']} full days; {avg_wh:.0f} Wh/day before"
+            + (" (the customer declared an absence)" if absent else ""),
             since=_day_start(window_start, now),
             evidence={
                 "history_avg_wh_per_day": round(avg_wh),
                 "max_wh_per_day_in_window": round(max_wh),
                 "window": [window_start.isoformat(), (today - timedelta(days=1)).isoformat()],
+                **_away_days(series.get(meter_id, [])),
                 "chart": _daily_chart(series.get(meter_id, [])),
             },
         )
-        for meter_id, avg_wh, max_wh in rows
+        for meter_id, avg_wh, max_wh, absent in rows
     ]
 
 
@@ -541,6 +789,7 @@ class Detector:
 
 DETECTORS: tuple[Detector, ...] = (
     Detector("consumption_drop", consumption_drop, uses_daily=True),
+    Detector("load_shape", load_shape, uses_daily=True),
     Detector("zero_use", zero_use, uses_daily=True),
     Detector("silent", silent),
     Detector("backwards", backwards),

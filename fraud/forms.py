@@ -55,3 +55,11 @@ class VisitForm(forms.Form):
 
 class UploadForm(forms.Form):
     export = forms.FileField(label="Signed readings export from the meter's SD card")
+
+
+class AbsenceForm(forms.Form):
+    """A customer's declared absence (the portal's "Going away?" card)."""
+
+    first_day = forms.DateField(label="First day away", widget=forms.DateInput({"type": "date"}))
+    last_day = forms.DateField(label="Last day away", widget=forms.DateInput({"type": "date"}))
+    note = forms.CharField(max_length=200, required=False, label="Note (optional)")

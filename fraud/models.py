@@ -9,7 +9,8 @@ from django.db.models import Q
 
 
 class Cause(models.TextChoices):
-    CONSUMPTION_DROP = "consumption_drop", "Consumption drop against the meter's own history"
+    CONSUMPTION_DROP = "consumption_drop", "Sustained drop against the meter's own baseline"
+    LOAD_SHAPE = "load_shape", "Daily load pattern changed against the meter's own history"
     ZERO_USE = "zero_use", "Sustained zero use at an occupied premises"
     SILENT = "silent", "Meter silent beyond its schedule"
     BACKWARDS = "backwards", "Cumulative reading went backwards"
@@ -188,3 +189,29 @@ class ReadingsUpload(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.pk} for {self.meter_id} ({self.readings} readings)"
+
+
+class Absence(models.Model):
+    """A customer's declaration that nobody will be home at their meter's premises from
+    `first_day` to `last_day` (UTC days, inclusive). The consumption detectors leave those days
+    out of their statistics, never raise a High case over them, and every case shows them."""
+
+    meter = models.ForeignKey("devices.Meter", on_delete=models.PROTECT, related_name="+")
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="declared_absences"
+    )
+    first_day = models.DateField()
+    last_day = models.DateField()
+    note = models.CharField(max_length=200, blank=True)
+    declared_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["meter", "last_day"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(last_day__gte=models.F("first_day")), name="fraud_absence_dates"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"absence at {self.meter_id} {self.first_day}..{self.last_day}"

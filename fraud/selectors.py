@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +12,7 @@ from django.db.models import Count, QuerySet
 
 from accounts.roles import FIELD_ENGINEER
 
-from .models import ACTIVE_CASE_STATES, Case, WorkOrder, WorkOrderState
+from .models import ACTIVE_CASE_STATES, Absence, Case, WorkOrder, WorkOrderState
 
 
 def cases(
@@ -115,3 +115,11 @@ def meter_daily_chart(meter_id: int, *, now: datetime, days: int = 90) -> dict[s
             {"label": "Readings received", "data": hours, "yAxisID": "y1"},
         ],
     }
+
+
+def absences(meter_id: int, *, since: date | None = None) -> QuerySet[Absence]:
+    """The meter's declared absences (ending on or after `since`), newest first."""
+    qs = Absence.objects.filter(meter_id=meter_id).select_related("declared_by")
+    if since is not None:
+        qs = qs.filter(last_day__gte=since)
+    return qs.order_by("-first_day")

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -25,6 +25,7 @@ from readings.services import datetime_to_hour, hour_to_datetime, store_readings
 from . import detectors
 from .models import (
     CASE_TRANSITIONS,
+    Absence,
     Case,
     CaseEvent,
     CaseState,
@@ -183,6 +184,62 @@ def apply_finding(finding: detectors.Finding, *, now: datetime) -> str:
             },
         )
     return "opened"
+
+
+# --- Absences declared by customers ---
+
+MAX_ABSENCE_DAYS = 92
+MAX_ABSENCE_LEAD_DAYS = 365
+
+
+def declare_absence(
+    meter: Meter,
+    *,
+    by: AbstractBaseUser,
+    first_day: date,
+    last_day: date,
+    now: datetime,
+    note: str = "",
+) -> Absence:
+    """Record that nobody will be home at the meter's premises from first_day to last_day.
+    The caller has checked that `by` occupies the meter. Refuses (FraudError, logged and
+    audited) a period that ends before it starts, lies in the past, is longer than three months
+    or starts more than a year ahead."""
+    today = now.date()
+    problem = ""
+    if last_day < first_day:
+        problem = "The last day away must not be before the first."
+    elif last_day < today - timedelta(days=1):
+        problem = "That period is already over."
+    elif (last_day - first_day).days + 1 > MAX_ABSENCE_DAYS:
+        problem = f"Declare at most {MAX_ABSENCE_DAYS} days at a time."
+    elif (first_day - today).days > MAX_ABSENCE_LEAD_DAYS:
+        problem = "Declare an absence at most a year ahead."
+    if problem:
+        logger.info("absence refused for meter %s: %s", meter.number, problem)
+        record(
+            "fraud.absence_refused",
+            actor=by,
+            target=f"meter:{meter.number}",
+            outcome=Outcome.DENIED,
+            details={"reason": problem},
+        )
+        raise FraudError(problem)
+    absence = Absence.objects.create(
+        meter=meter,
+        declared_by=by,
+        first_day=first_day,
+        last_day=last_day,
+        note=note,
+        declared_at=now,
+    )
+    record(
+        "fraud.absence_declared",
+        actor=by,
+        target=f"meter:{meter.number}",
+        details={"first_day": first_day.isoformat(), "last_day": last_day.isoformat()},
+    )
+    return absence
 
 
 # --- Case state machine and notes ---

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -76,6 +78,10 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             .prefetch_related("uploads")
             .order_by("-created_at"),
             "other_cases": selectors.meter_history(case.meter_id, exclude_case=case.pk),
+            # Declared absences near the evidence: an empty home is not a bypass.
+            "absences": selectors.absences(
+                case.meter_id, since=(case.opened_at - timedelta(days=120)).date()
+            ),
             "note_form": NoteForm(),
             "resolve_form": ResolveForm(),
             "close_form": CloseForm(),

@@ -13,6 +13,7 @@ portal = [
     path("meters/<str:number>/", views.meter_dashboard, name="meter"),
     path("meters/<str:number>/usage.json", views.usage_json, name="usage"),
     path("meters/<str:number>/readings.csv", views.readings_csv, name="csv"),
+    path("meters/<str:number>/away/", views.declare_absence, name="absence"),
 ]
 
 api_v1 = [

@@ -23,6 +23,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import staff_required
 from audit.services import record
+from fraud import selectors as fraud_selectors
+from fraud import services as fraud_services
+from fraud.forms import AbsenceForm
 
 from . import selectors, token_services
 from .models import ApiToken, Source, TokenKind
@@ -88,6 +91,10 @@ def meter_dashboard(request: HttpRequest, number: str) -> HttpResponse:
             "meters": selectors.customer_meters(request.user),
             "current": selectors.current_reading(access),
             "comparisons": selectors.comparisons(access, now=now),
+            "absence_form": AbsenceForm() if access.end is None else None,
+            "absences": fraud_selectors.absences(access.meter.pk, since=now.date())
+            if access.end is None
+            else [],
             "charts": [
                 ("hour", "Hourly use, last 48 hours"),
                 ("day", "Daily use, last 60 days"),
@@ -306,6 +313,31 @@ def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
     token_services.revoke(token, by=request.user, now=timezone.now())
     messages.success(request, f"Access for “{token.name}” is revoked.")
     return redirect("portal:access")
+
+
+@customer_required
+@require_POST
+def declare_absence(request: HttpRequest, number: str) -> HttpResponse:
+    """The current occupant declares a period with nobody home (revenue protection sees it)."""
+    access = _access_or_404(request, number)
+    form = AbsenceForm(request.POST)
+    if access.end is not None:
+        messages.error(request, "You have moved out of this address.")
+    elif not form.is_valid():
+        messages.error(request, "Give the first and last day away as dates.")
+    else:
+        try:
+            absence = fraud_services.declare_absence(
+                access.meter, by=request.user, now=timezone.now(), **form.cleaned_data
+            )
+        except fraud_services.FraudError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(
+                request,
+                f"Noted: away from {absence.first_day:%-d %b} to {absence.last_day:%-d %b}.",
+            )
+    return redirect("portal:meter", number=number)
 
 
 # ---- staff (audited) ----

@@ -458,13 +458,31 @@ API_TOKEN_MAX_DAYS = 365
 FRAUD_DETECTORS = {
     "consumption_drop": {
         "enabled": env.bool("FRAUD_DROP_ENABLED", default=True),
-        "baseline_weeks": env.int("FRAUD_DROP_BASELINE_WEEKS", default=6),
-        "min_baseline_weeks": 4,
-        "sustained_days": env.int("FRAUD_DROP_SUSTAINED_DAYS", default=7),
-        "mad_k": env.float("FRAUD_DROP_MAD_K", default=3.0),
-        "min_drop": env.float("FRAUD_DROP_MIN_FRACTION", default=0.5),
-        "min_baseline_wh": env.int("FRAUD_DROP_MIN_BASELINE_WH", default=1500),
-        "high_drop": 0.85,
+        # The meter's own baseline: the days before the monitoring window.
+        "baseline_days": env.int("FRAUD_DROP_BASELINE_DAYS", default=35),
+        "min_baseline_days": 28,
+        "monitor_days": env.int("FRAUD_DROP_MONITOR_DAYS", default=28),
+        "min_monitor_days": 7,
+        # CUSUM reference (k), daily clip and decision interval (h), in standard deviations of
+        # the meter's log daily use; h is chosen on the training households
+        # (bench/evaluate_fraud.py, docs/fraud.md).
+        "cusum_k": 0.5,
+        "clip": 1.5,
+        "cusum_h": env.float("FRAUD_DROP_CUSUM_H", default=10.12),
+        "min_scale": 0.1,
+        # Daylight use down this much more than night use (as fractions of the baseline):
+        # rooftop solar, not a bypass.
+        "solar_gap": 0.4,
+        "min_baseline_wh": env.int("FRAUD_DROP_MIN_BASELINE_WH", default=1000),
+        "medium_kwh": 20,
+        "high_kwh": env.float("FRAUD_DROP_HIGH_KWH", default=100.0),
+    },
+    "load_shape": {
+        "enabled": env.bool("FRAUD_SHAPE_ENABLED", default=True),
+        "recent_days": env.int("FRAUD_SHAPE_RECENT_DAYS", default=14),
+        "min_recent_days": 7,
+        "threshold": env.float("FRAUD_SHAPE_THRESHOLD", default=3.45),
+        "min_block_sd_fraction": 0.1,
     },
     "zero_use": {
         "enabled": env.bool("FRAUD_ZERO_ENABLED", default=True),
@@ -503,6 +521,17 @@ FRAUD_DETECTORS = {
         "high_seconds": 86400,
     },
 }
+# Nobody home: a day's use between these multiples of the home's base load, no 4-hour block
+# more than max_block_ratio times another, and such days steady from one to the next (standard
+# deviation of log daily use at most max_log_sd). docs/fraud.md has the measurements behind them.
+FRAUD_VACANCY = {
+    "min_base_multiple": 0.85,
+    "max_base_multiple": 1.6,
+    "max_block_ratio": 2.0,
+    "max_log_sd": 0.12,
+}
+# Memory for the scan's daily aggregation (per sort/hash node, for the scan's transaction only).
+FRAUD_SCAN_WORK_MEM = env.str("FRAUD_SCAN_WORK_MEM", default="128MB")
 # A day counts for the daily-consumption detectors only with this many hourly readings.
 FRAUD_MIN_HOURS_PER_DAY = env.int("FRAUD_MIN_HOURS_PER_DAY", default=20)
 # S12: dispatches beyond these in 24 hours (fleet-wide / per engineer) wait for a second approver.

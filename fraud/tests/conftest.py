@@ -13,8 +13,11 @@ from django.contrib.auth.models import Group
 from accounts.roles import FIELD_ENGINEER, REVENUE_PROTECTION
 from devices.models import Meter, MeterStatus, Premises
 from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401  (fixtures)
+from fraud.attacks import Attack
+from fraud.simulation import store_series
 from meteragent.export import build_export
 from meteragent.keyfile import public_bytes
+from meteragent.sim.households import households
 from meteragent.store import Store
 from readings.models import Reading
 
@@ -73,6 +76,27 @@ def premises_meter(make_meter):  # noqa: F811
 
 def weekly(day: datetime, weekday_wh: float = 8000, weekend_wh: float = 12000) -> float:
     return weekend_wh if day.weekday() >= 5 else weekday_wh
+
+
+HISTORY_DAYS = 119  # 17 weeks: TODAY - HISTORY_DAYS is a Monday, like the profiles' first day
+
+
+def household_history(
+    meter: Meter,
+    seed: int,
+    change: Attack | None = None,
+    *,
+    days_ago: int = 28,
+    rng_seed: int = 0,
+) -> list[float]:
+    """Readings of committed household `seed` for the HISTORY_DAYS days before TODAY and
+    today up to NOW, with `change` (an attack or look-alike of fraud.attacks) applied from
+    `days_ago` days before TODAY. Returns the hourly series written."""
+    series = list(households()[seed].hourly_wh[: 24 * HISTORY_DAYS + NOW.hour])
+    if change is not None:
+        series = change(series, HISTORY_DAYS - days_ago, random.Random(rng_seed))
+    store_series(meter.pk, series, (TODAY - timedelta(days=HISTORY_DAYS)).date(), until=NOW)
+    return series
 
 
 def load_history(

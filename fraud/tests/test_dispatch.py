@@ -3,7 +3,7 @@ and verified SD-card uploads (refused uploads store nothing)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
@@ -17,6 +17,7 @@ from audit.testing import (
     run_with_the_audit_chain_held,
 )
 from fraud.models import (
+    Absence,
     Case,
     CaseState,
     Cause,
@@ -372,8 +373,17 @@ def test_revenue_protection_pages(job, people, verified_client):
     assert listing.status_code == 200 and job.case.summary.encode() in listing.content
     empty = web.get("/staff/fraud/", {"cause": "tamper"})
     assert job.case.summary.encode() not in empty.content
+    Absence.objects.create(
+        meter=job.case.meter,
+        declared_by=analyst,
+        first_day=date(2026, 11, 2),
+        last_day=date(2026, 11, 15),
+        note="visiting family",
+        declared_at=timezone.now(),
+    )
     detail = web.get(f"/staff/fraud/cases/{job.case_id}/")
     assert detail.status_code == 200 and b'id="evidence-chart"' in detail.content
+    assert b"2026-11-02 to 2026-11-15 (visiting family)" in detail.content
     assert b"vendor/chartjs/chart.umd" in detail.content
     meter_page = web.get(f"/staff/fraud/meters/{job.case.meter_id}/")
     assert meter_page.status_code == 200 and b'id="meter-chart"' in meter_page.content

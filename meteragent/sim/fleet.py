@@ -8,7 +8,8 @@
 * a sidecar ``<bundle>.bypass`` (JSON ``{"since": unix time, "fraction": 0.8}``) makes that
   household's simulated load partly bypass its meter from then on (a theft to detect);
 * each agent has its own data directory ``DIR/<meter number>/`` (store, signing key), a
-  :class:`~meteragent.energy.SimulatedEnergySource` seeded by its meter number, and an
+  :class:`~meteragent.sim.households.HouseholdEnergySource` (one of the committed realistic
+  household profiles, chosen by its meter number), and an
   :class:`~meteragent.transport.HttpGatewayTransport` that POSTs frames as Kannel would;
 * ``--backfill-hours`` stores that many past hourly readings first, so the portal shows
   history as soon as the first batch is in;
@@ -37,7 +38,7 @@ from meteragent.bundle import Bundle, BundleError, parse_bundle
 from meteragent.clock import SystemClock
 from meteragent.console import meter_seed
 from meteragent.display import LogDisplay
-from meteragent.energy import Bypass, SimulatedEnergySource
+from meteragent.energy import Bypass, EnergySource
 from meteragent.keyfile import (
     DeviceKeys,
     load_keys,
@@ -46,6 +47,7 @@ from meteragent.keyfile import (
     save_keys,
 )
 from meteragent.scheduler import HOUR, hour_index
+from meteragent.sim.households import HouseholdEnergySource
 from meteragent.store import Store
 from meteragent.transport import HttpGatewayTransport
 
@@ -80,7 +82,7 @@ def read_bypass(bundle_path: Path) -> Bypass | None:
     return Bypass(since=float(spec["since"]), fraction=float(spec["fraction"]))
 
 
-def backfill(store: Store, energy: SimulatedEnergySource, hours: int, now: float) -> int:
+def backfill(store: Store, energy: EnergySource, hours: int, now: float) -> int:
     """Store the readings of the last ``hours`` hours (current hour included) that are not
     there yet. Returns how many were written."""
     latest = store.latest_reading()
@@ -163,7 +165,7 @@ class Fleet:
             with Store(meter.data_dir / "meter.db") as store:
                 now = self.clock.time()
                 latest = store.latest_reading()
-                energy = SimulatedEnergySource(
+                energy = HouseholdEnergySource(
                     seed=meter_seed(meter.bundle.meter_number),
                     start=now - self.backfill_hours * HOUR,
                     start_wh=latest.wh if latest else 0,
