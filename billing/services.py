@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import count
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from audit.models import Outcome
@@ -177,14 +177,47 @@ def _as_lines(rows: Iterable[InvoiceLine]) -> list[rating.Line]:
             tax_rate=r.tax_rate,
             band=r.band,
             estimated=r.estimated,
+            corrects_id=r.corrects_id,
         )
         for r in rows
     ]
 
 
+def billed_for_period(account_id: int, start: date, end: date) -> QuerySet[InvoiceLine]:
+    """Every issued kWh line that bills the account's period [start, end), on any document:
+    the period's invoices and their replacements, credit notes, and the corrections of the
+    period that later invoices carry (a line bills the period of the invoice it `corrects`,
+    else its own document's). Their sum per key is what the customer owes for the period."""
+    return InvoiceLine.objects.filter(
+        Q(corrects__isnull=True, invoice__period_start=start, invoice__period_end=end)
+        | Q(corrects__period_start=start, corrects__period_end=end),
+        invoice__account_id=account_id,
+        invoice__status=InvoiceStatus.ISSUED,
+        unit="kWh",
+    )
+
+
+def _needs_repricing(invoice_ref) -> Exists:
+    """The standing invoice's period holds an estimate, or lines on other documents: only then
+    can what was billed for it differ from its consumption as known today."""
+    return Exists(
+        InvoiceLine.objects.filter(
+            Q(corrects__isnull=True)
+            & Q(invoice__period_start=OuterRef("period_start"))
+            & Q(invoice__period_end=OuterRef("period_end"))
+            | Q(corrects__period_start=OuterRef("period_start"))
+            & Q(corrects__period_end=OuterRef("period_end")),
+            invoice__account_id=OuterRef("account_id"),
+            invoice__status=InvoiceStatus.ISSUED,
+            unit="kWh",
+        ).filter(Q(estimated=True) | ~Q(invoice_id=invoice_ref))
+    )
+
+
 def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
-    """Re-price the account's recent invoices that held estimates with today's readings, and
-    return the difference as adjustment lines (an actual read corrects an estimate)."""
+    """Re-price the account's recent billed periods with today's readings and return, per
+    period, the difference between that and everything billed for it so far as adjustment
+    lines (an actual read corrects an estimate; a credited correction is billed again)."""
     recent = (
         Invoice.objects.filter(
             account=account,
@@ -193,23 +226,13 @@ def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
             period_end__lte=before,
             credit_notes__isnull=True,
         )
-        .filter(lines__kind=LineKind.ENERGY, lines__estimated=True)
-        .distinct()
+        .filter(_needs_repricing(OuterRef("pk")))
         .order_by("-period_start")[: settings.BILLING_CORRECTION_LOOKBACK]
     )
     result: list[rating.Line] = []
     versions = _versions(account)
     for earlier in recent:
-        billed = InvoiceLine.objects.filter(
-            Q(invoice=earlier, kind=LineKind.ENERGY)
-            | Q(
-                corrects=earlier,
-                kind=LineKind.ADJUSTMENT,
-                invoice__status=InvoiceStatus.ISSUED,
-                # A credited invoice's corrections were cancelled with it: not billed.
-                invoice__credit_notes__isnull=True,
-            )
-        )
+        billed = billed_for_period(account.pk, earlier.period_start, earlier.period_end)
         redo = compute(account, earlier.period_start, earlier.period_end, versions=versions)
         energy = [line for line in redo.lines if line.kind == LineKind.ENERGY]
         label = f"{earlier.number}, {earlier.period_start} - {earlier.period_end}"
@@ -327,6 +350,25 @@ def issue_invoice(
     )
 
 
+def _credit(line: InvoiceLine | rating.Line, description: str) -> rating.Line:
+    """The line reversed, billing the same period (`corrects`) as the line it cancels."""
+    return rating.Line(
+        kind=LineKind.CREDIT,
+        description=description,
+        key=line.key,
+        segment_start=line.segment_start,
+        segment_end=line.segment_end,
+        quantity=-line.quantity,
+        unit=line.unit,
+        unit_price=line.unit_price,
+        amount=-line.amount,
+        tax_rate=line.tax_rate,
+        band=line.band,
+        estimated=line.estimated,
+        corrects_id=line.corrects_id,
+    )
+
+
 def issue_credit_note(
     invoice: Invoice, *, actor, reason: str, now: datetime, rebill: bool = True
 ) -> tuple[Invoice, Invoice | None]:
@@ -338,22 +380,22 @@ def issue_credit_note(
     if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
         raise BillingError("only an issued invoice can be credited")
     by = actor.get_username() if hasattr(actor, "get_username") else str(actor)
-    lines = [
-        rating.Line(
-            kind=LineKind.CREDIT,
-            description=f"Credit: {line.description}",
-            key=line.key,
-            segment_start=line.segment_start,
-            segment_end=line.segment_end,
-            quantity=-line.quantity,
-            unit=line.unit,
-            unit_price=line.unit_price,
-            amount=-line.amount,
-            tax_rate=line.tax_rate,
-            band=line.band,
-            estimated=line.estimated,
+    lines = [_credit(line, f"Credit: {line.description}") for line in invoice.lines.all()]
+    # What other documents billed for this period (corrections carried by later invoices, net
+    # of their own credits) is cancelled too: after the note nothing of the period is billed.
+    elsewhere = rating.net_by_key(
+        _as_lines(
+            billed_for_period(invoice.account_id, invoice.period_start, invoice.period_end).exclude(
+                invoice=invoice
+            )
         )
-        for line in invoice.lines.all()
+    )
+    lines += [
+        replace(
+            _credit(line, f"Credit: {line.description}"),
+            corrects_id=invoice.pk,
+        )
+        for line in elsewhere
     ]
     with transaction.atomic():
         try:
@@ -540,14 +582,16 @@ def run_billing(
         per_account: dict[int, list[WindowUsage]] = defaultdict(list)
         for item in usage.values():
             per_account[item.window.account_id].append(item)
-        # Only accounts with estimates on a recent invoice need re-pricing (one query a batch).
+        # Only accounts whose recent periods hold an estimate, or lines billing them from other
+        # documents, need re-pricing (one query a batch; `corrections` decides precisely).
+        lookback = add_months(start, -settings.BILLING_CORRECTION_LOOKBACK)
         to_correct = set(
             InvoiceLine.objects.filter(
+                Q(estimated=True) | ~Q(kind=LineKind.ENERGY),
+                Q(invoice__period_end__lte=start, invoice__period_end__gt=lookback)
+                | Q(corrects__period_end__lte=start, corrects__period_end__gt=lookback),
                 invoice__account__in=batch,
-                kind=LineKind.ENERGY,
-                estimated=True,
-                invoice__period_end__lte=start,
-                invoice__period_end__gt=add_months(start, -settings.BILLING_CORRECTION_LOOKBACK),
+                unit="kWh",
             ).values_list("invoice__account_id", flat=True)
         )
         # One transaction a batch (a savepoint an account): a crash loses at most this batch,
