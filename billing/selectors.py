@@ -74,22 +74,22 @@ def run_progress(run_id: int) -> RunProgress | None:
         return None
     done = Q(status=ChunkStatus.DONE)
     tally = run.chunks.aggregate(
-        chunks=Count("pk"),
-        chunks_done=Count("pk", filter=done),
-        accounts=Sum("accounts"),
-        accounts_done=Sum("accounts", filter=done),
-        issued=Sum("invoices_issued", filter=done),
-        failed=Sum("failed", filter=done),
+        n_chunks=Count("pk"),
+        n_chunks_done=Count("pk", filter=done),
+        n_accounts=Sum("accounts"),
+        n_accounts_done=Sum("accounts", filter=done),
+        n_issued=Sum("invoices_issued", filter=done),
+        n_failed=Sum("failed", filter=done),
     )
     return RunProgress(
         run_id=run.pk,
         period_start=run.period_start,
         period_end=run.period_end,
         status=run.status,
-        chunks_total=tally["chunks"],
-        chunks_done=tally["chunks_done"],
-        accounts_total=tally["accounts"] or 0,
-        accounts_done=tally["accounts_done"] or 0,
-        invoices_issued=tally["issued"] or 0,
-        failed=tally["failed"] or 0,
+        chunks_total=tally["n_chunks"],
+        chunks_done=tally["n_chunks_done"],
+        accounts_total=tally["n_accounts"] or 0,
+        accounts_done=tally["n_accounts_done"] or 0,
+        invoices_issued=tally["n_issued"] or 0,
+        failed=tally["n_failed"] or 0,
     )

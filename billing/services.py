@@ -622,10 +622,10 @@ def plan_run(
             for part in [ids[offset : offset + chunk_size]]
         )
         run.chunks.filter(status=ChunkStatus.DONE, failed__gt=0).update(status=ChunkStatus.PENDING)
-        tally = run.chunks.aggregate(chunks=Count("pk"), accounts=Sum("accounts"))
+        tally = run.chunks.aggregate(n_chunks=Count("pk"), n_accounts=Sum("accounts"))
         run.status, run.finished_at = RunStatus.RUNNING, None
         run.attempts += 1
-        run.chunks_total, run.accounts_total = tally["chunks"], tally["accounts"] or 0
+        run.chunks_total, run.accounts_total = tally["n_chunks"], tally["n_accounts"] or 0
         run.save(
             update_fields=["status", "finished_at", "attempts", "chunks_total", "accounts_total"]
         )
@@ -701,16 +701,16 @@ def finish_run(run_id: int, *, by: str) -> BillingRun:
     with transaction.atomic():
         run = BillingRun.objects.select_for_update().get(pk=run_id)
         tally = run.chunks.aggregate(
-            pending=Count("pk", filter=Q(status=ChunkStatus.PENDING)),
-            failed=Sum("failed"),
-            accounts=Sum("accounts"),
+            n_pending=Count("pk", filter=Q(status=ChunkStatus.PENDING)),
+            n_failed=Sum("failed"),
+            n_accounts=Sum("accounts"),
         )
         was_running = run.status == RunStatus.RUNNING
-        run.failed = tally["failed"] or 0
-        run.accounts_total = tally["accounts"] or 0
+        run.failed = tally["n_failed"] or 0
+        run.accounts_total = tally["n_accounts"] or 0
         run.invoices_issued = Invoice.objects.filter(run=run, kind=InvoiceKind.INVOICE).count()
         fields = ["failed", "accounts_total", "invoices_issued"]
-        if tally["pending"] == 0:
+        if tally["n_pending"] == 0:
             run.status = RunStatus.COMPLETED_WITH_ERRORS if run.failed else RunStatus.COMPLETED
             run.finished_at = timezone.now()
             fields += ["status", "finished_at"]
