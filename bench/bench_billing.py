@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -166,6 +167,8 @@ def main() -> None:
         "--workers", type=int, nargs="+", default=[2], help="worker counts; 0: in this process"
     )
     args = parser.parse_args()
+    # Stopped with a signal, still stop the workers and drop the scratch database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     recreate_database(DB_NAME)
     processes: list[subprocess.Popen] = []
     try:

@@ -19,6 +19,7 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    F,
     OuterRef,
     Q,
     QuerySet,
@@ -26,7 +27,8 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Concat, LPad
+from django.db.models import Window as Over
+from django.db.models.functions import Cast, Coalesce, Concat, LPad, RowNumber
 from django.utils import timezone
 
 from audit.models import Outcome
@@ -154,9 +156,17 @@ class Draft:
 
 
 def _versions(account: BillingAccount) -> list[TariffVersion]:
-    return list(
-        TariffVersion.objects.filter(tariff_id=account.tariff_id).prefetch_related("bands", "tiers")
-    )
+    return _versions_of([account])[account.tariff_id]
+
+
+def _versions_of(accounts: Iterable[BillingAccount]) -> dict[int, list[TariffVersion]]:
+    """The tariff versions (with bands and tiers) of the accounts' tariffs, per tariff."""
+    versions: dict[int, list[TariffVersion]] = defaultdict(list)
+    for version in TariffVersion.objects.filter(
+        tariff_id__in={account.tariff_id for account in accounts}
+    ).prefetch_related("bands", "tiers"):
+        versions[version.tariff_id].append(version)
+    return versions
 
 
 def compute(
@@ -198,61 +208,115 @@ def _as_lines(rows: Iterable[InvoiceLine]) -> list[rating.Line]:
     ]
 
 
+def _billed_lines() -> QuerySet[InvoiceLine]:
+    """Issued kWh lines, each with its account and the period it bills (`billed_start`,
+    `billed_end`): that of the invoice it `corrects`, else its own document's."""
+    return InvoiceLine.objects.filter(invoice__status=InvoiceStatus.ISSUED, unit="kWh").annotate(
+        account_id=F("invoice__account_id"),
+        billed_start=Coalesce("corrects__period_start", "invoice__period_start"),
+        billed_end=Coalesce("corrects__period_end", "invoice__period_end"),
+    )
+
+
 def billed_for_period(account_id: int, start: date, end: date) -> QuerySet[InvoiceLine]:
     """Every issued kWh line that bills the account's period [start, end), on any document:
     the period's invoices and their replacements, credit notes, and the corrections of the
-    period that later invoices carry (a line bills the period of the invoice it `corrects`,
-    else its own document's). Their sum per key is what the customer owes for the period."""
-    return InvoiceLine.objects.filter(
-        Q(corrects__isnull=True, invoice__period_start=start, invoice__period_end=end)
-        | Q(corrects__period_start=start, corrects__period_end=end),
-        invoice__account_id=account_id,
-        invoice__status=InvoiceStatus.ISSUED,
-        unit="kWh",
-    )
+    period that later invoices carry. Their sum per key is what the customer owes for it."""
+    return _billed_lines().filter(account_id=account_id, billed_start=start, billed_end=end)
 
 
-def _needs_repricing(invoice_ref) -> Exists:
+def _needs_repricing() -> Exists:
     """The standing invoice's period holds an estimate, or lines on other documents: only then
     can what was billed for it differ from its consumption as known today."""
     return Exists(
-        InvoiceLine.objects.filter(
-            Q(corrects__isnull=True)
-            & Q(invoice__period_start=OuterRef("period_start"))
-            & Q(invoice__period_end=OuterRef("period_end"))
-            | Q(corrects__period_start=OuterRef("period_start"))
-            & Q(corrects__period_end=OuterRef("period_end")),
-            invoice__account_id=OuterRef("account_id"),
-            invoice__status=InvoiceStatus.ISSUED,
-            unit="kWh",
-        ).filter(Q(estimated=True) | ~Q(invoice_id=invoice_ref))
+        _billed_lines()
+        .filter(
+            account_id=OuterRef("account_id"),
+            billed_start=OuterRef("period_start"),
+            billed_end=OuterRef("period_end"),
+        )
+        .filter(Q(estimated=True) | ~Q(invoice_id=OuterRef("pk")))
     )
 
 
-def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
-    """Re-price the account's recent billed periods with today's readings and return, per
-    period, the difference between that and everything billed for it so far as adjustment
-    lines (an actual read corrects an estimate; a credited correction is billed again)."""
+def corrections_for(
+    accounts: list[BillingAccount],
+    before: date,
+    versions: dict[int, list[TariffVersion]] | None = None,
+) -> tuple[dict[int, list[rating.Line]], dict[int, BillingError]]:
+    """Re-price the accounts' recent billed periods with today's readings and return, per
+    account, the difference between that and everything billed for them so far as adjustment
+    lines (an actual read corrects an estimate; a credited correction is billed again), and
+    the accounts whose periods could not be re-priced. A fixed number of queries however many
+    accounts: one for the periods, one for what was billed, one for their consumption."""
+    by_id = {account.pk: account for account in accounts}
+    if versions is None:
+        versions = _versions_of(accounts)
     recent = (
         Invoice.objects.filter(
-            account=account,
+            account_id__in=by_id,
             kind=InvoiceKind.INVOICE,
             status=InvoiceStatus.ISSUED,
             period_end__lte=before,
             credit_notes__isnull=True,
         )
-        .filter(_needs_repricing(OuterRef("pk")))
-        .order_by("-period_start")[: settings.BILLING_CORRECTION_LOOKBACK]
+        .filter(_needs_repricing())
+        .annotate(
+            recency=Over(
+                RowNumber(), partition_by=F("account_id"), order_by=F("period_start").desc()
+            )
+        )
+        .filter(recency__lte=settings.BILLING_CORRECTION_LOOKBACK)
+        .order_by("account_id", "period_start")
     )
-    result: list[rating.Line] = []
-    versions = _versions(account)
+    periods: dict[tuple[date, date], list[Invoice]] = defaultdict(list)
     for earlier in recent:
-        billed = billed_for_period(account.pk, earlier.period_start, earlier.period_end)
-        redo = compute(account, earlier.period_start, earlier.period_end, versions=versions)
-        energy = [line for line in redo.lines if line.kind == LineKind.ENERGY]
-        label = f"{earlier.number}, {earlier.period_start} - {earlier.period_end}"
-        result += rating.correction_lines(_as_lines(billed), energy, earlier.pk, label)
-    return result
+        periods[(earlier.period_start, earlier.period_end)].append(earlier)
+    billed: dict[tuple[int, date, date], list[InvoiceLine]] = defaultdict(list)
+    if periods:
+        for line in _billed_lines().filter(
+            account_id__in=by_id, billed_start__gte=min(start for start, _ in periods)
+        ):
+            billed[(line.account_id, line.billed_start, line.billed_end)].append(line)
+    windows, wids, window_period = [], count(1), {}
+    for (start, end), invoices in periods.items():
+        made = meter_windows([by_id[i.account_id] for i in invoices], start, end, wids=wids)
+        windows += made
+        window_period.update((window.wid, (start, end)) for window in made)
+    usage: dict[tuple[int, date, date], list[WindowUsage]] = defaultdict(list)
+    for item in window_usage(windows).values():
+        usage[(item.window.account_id, *window_period[item.window.wid])].append(item)
+    result: dict[int, list[rating.Line]] = defaultdict(list)
+    errors: dict[int, BillingError] = {}
+    for (start, end), invoices in periods.items():
+        for earlier in invoices:
+            account = by_id[earlier.account_id]
+            if account.pk in errors:
+                continue
+            try:
+                redo = compute(
+                    account,
+                    start,
+                    end,
+                    usage.get((account.pk, start, end), []),
+                    versions[account.tariff_id],
+                )
+            except BillingError as exc:
+                errors[account.pk] = exc
+                continue
+            energy = [line for line in redo.lines if line.kind == LineKind.ENERGY]
+            label = f"{earlier.number}, {start} - {end}"
+            done = _as_lines(billed[(account.pk, start, end)])
+            result[account.pk] += rating.correction_lines(done, energy, earlier.pk, label)
+    return dict(result), errors
+
+
+def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
+    """The corrections of one account's recent periods (see `corrections_for`)."""
+    result, errors = corrections_for([account], before)
+    if account.pk in errors:
+        raise errors[account.pk]
+    return result.get(account.pk, [])
 
 
 def _register(value: Decimal | None) -> int | None:
@@ -559,18 +623,16 @@ def _bill_accounts(
             unit="kWh",
         ).values_list("invoice__account_id", flat=True)
     )
-    versions: dict[int, list[TariffVersion]] = defaultdict(list)
-    for version in TariffVersion.objects.filter(
-        tariff_id__in={a.tariff_id for a in accounts}
-    ).prefetch_related("bands", "tiers"):
-        versions[version.tariff_id].append(version)
+    versions = _versions_of(accounts)
+    fixes, errors = corrections_for([a for a in accounts if a.pk in to_correct], start, versions)
     documents = []
     for account in accounts:
         try:
+            if account.pk in errors:
+                raise errors[account.pk]
             draft = compute(
                 account, start, end, per_account.get(account.pk, []), versions[account.tariff_id]
             )
-            fixes = corrections(account, start) if account.pk in to_correct else []
         except BillingError as exc:
             failures.append(Failure(account, "billing.account_failed", str(exc), {}))
             continue
@@ -580,7 +642,7 @@ def _bill_accounts(
                 kind=InvoiceKind.INVOICE,
                 start=start,
                 end=end,
-                lines=draft.lines + fixes,
+                lines=draft.lines + fixes.get(account.pk, []),
                 reads=draft.reads,
                 run=run,
             )

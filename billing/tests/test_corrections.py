@@ -34,7 +34,7 @@ def billed_money(account) -> Decimal:
     ]
 
 
-def estimated_july(make_tariff, make_account):
+def estimated_july(make_tariff, make_account, *, late_wh: int = 2000, bill_august: bool = True):
     """June and July at 1,000 Wh an hour, but no read after 29 July 00:00 local (28 July 23:00
     UTC) when July is billed: its last 72 hours are estimated from the profile (72 kWh), so July
     is billed 672 + 72 = 744 kWh. Then the reads arrive: those 72 hours used 2,000 Wh each (144
@@ -46,8 +46,10 @@ def estimated_july(make_tariff, make_account):
     july = services.issue_invoice(account, JUL, AUG, now=NOW, by="test")
     assert july.estimated
     assert july.lines.get(kind=LineKind.ENERGY).quantity == Decimal("744.000")
-    late = write_readings(meter, utc(2025, 7, 29), 71, wh0=last + 2000, per_hour=2000)
+    late = write_readings(meter, utc(2025, 7, 29), 71, wh0=last + late_wh, per_hour=late_wh)
     write_readings(meter, utc(2025, 8, 1), 62 * 24, wh0=late + 1000, per_hour=1000)
+    if not bill_august:
+        return account, july, None
     august = services.issue_invoice(account, AUG, SEP, now=NOW, by="test")
     assert list(
         august.lines.filter(kind=LineKind.ADJUSTMENT).values_list("corrects", "quantity")
@@ -92,3 +94,26 @@ def test_crediting_the_invoice_that_carried_a_correction_after_the_month_was_rei
         september.lines.filter(kind=LineKind.ADJUSTMENT).values_list("quantity", flat=True)
     ) == [Decimal("72.000")]
     assert billed_kwh(account) == Decimal("816.000") + Decimal("720.000")
+
+
+def test_a_run_corrects_each_account_of_a_batch_with_its_own_readings(make_tariff, make_account):
+    """Two accounts estimated alike for July; their last 72 hours really used 2,000 and 3,000 Wh
+    an hour. August's run re-prices both in one batch: +72 kWh (14.40) and +144 kWh (28.80)."""
+    first, first_july, _ = estimated_july(make_tariff, make_account, bill_august=False)
+    second, second_july, _ = estimated_july(
+        make_tariff, make_account, late_wh=3000, bill_august=False
+    )
+    run = services.run_billing(AUG, now=NOW, by="test")
+    assert (run.invoices_issued, run.failed) == (2, 0)
+    found = {
+        invoice.account_id: list(
+            invoice.lines.filter(kind=LineKind.ADJUSTMENT).values_list(
+                "corrects", "quantity", "amount"
+            )
+        )
+        for invoice in Invoice.objects.filter(run=run)
+    }
+    assert found == {
+        first.pk: [(first_july.pk, Decimal("72.000"), Decimal("14.40"))],
+        second.pk: [(second_july.pk, Decimal("144.000"), Decimal("28.80"))],
+    }
