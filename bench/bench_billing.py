@@ -1,22 +1,30 @@
-"""Billing benchmark: a monthly billing run over 1,000 and 10,000 meters of hourly data.
+"""Billing benchmark: a monthly billing run over 1,000 and 10,000 meters of hourly data, on
+real Celery worker processes.
 
-    .venv/bin/python bench/bench_billing.py                   # 1,000 then 10,000 meters
-    .venv/bin/python bench/bench_billing.py --sizes 1000 5000
+    .venv/bin/python bench/bench_billing.py                          # 1,000 and 10,000, 2 workers
+    .venv/bin/python bench/bench_billing.py --sizes 10000 100000 --workers 1 2
+    .venv/bin/python bench/bench_billing.py --workers 0                # in this process
 
-Needs PostgreSQL on localhost. A scratch database `bench_billing` is created, migrated, filled
-set-based with generate_series (one account, premises, meter and flat tariff each; January 2025
-plus a day either side; about 1 % of hours missing, so some estimation runs), billed with
-`billing.services.run_billing` (the code path of `manage.py run_billing` and the beat task), and
-dropped at the end. Prints seconds per run and the growth factor between sizes.
+Needs PostgreSQL and Redis on localhost (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14; its
+tasks go to a queue of the benchmark's own). A scratch database `bench_billing` is created,
+migrated, filled set-based with generate_series (one account, premises, meter and flat tariff
+each; January 2025 plus a day either side; about 1 % of hours missing, so some estimation runs),
+billed, and dropped at the end. With N workers the run is `billing.services.start_billing_run`:
+its chunks of BILLING_BATCH_SIZE accounts go to N `celery worker --pool=solo` processes and the
+clock stops when the final tally marks the run completed. With 0 it is `run_billing` in this
+process (the code path of `manage.py run_billing`). Prints seconds per run and the growth factor
+between sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,10 +33,16 @@ sys.path.insert(0, str(ROOT))
 from bench.scratch import django_environment, drop_database, recreate_database  # noqa: E402
 
 DB_NAME = "bench_billing"
+QUEUE = f"bench-billing-{uuid.uuid4().hex[:8]}"  # one per worker count: -1, -2, ...
+ENVIRONMENT = django_environment(
+    DB_NAME,
+    REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+    CELERY_TASK_ALWAYS_EAGER="false",
+)
 
 
 def setup_django() -> None:
-    os.environ.update(django_environment(DB_NAME))
+    os.environ.update(ENVIRONMENT)
     subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], check=True, env=os.environ
     )
@@ -95,56 +109,108 @@ def populate(first: int, last: int) -> None:
         cursor.execute("ANALYZE")
 
 
-def bill() -> tuple[float, object]:
+def start_workers(count: int) -> list[subprocess.Popen]:
+    """`count` solo-pool worker processes on the benchmark's queue for that many workers, once
+    they answer a ping."""
+    from utility.celery import app
+
+    queue = f"{QUEUE}-{count}"
+    names = [f"bench{i}@{queue}" for i in range(count)]
+    workers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "utility", "worker", "--pool=solo"),
+                *("-Q", queue, "-n", name, "--loglevel=WARNING"),
+                *("--without-gossip", "--without-mingle"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, **ENVIRONMENT},
+        )
+        for name in names
+    ]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answered = app.control.ping(destination=names, timeout=1) or []
+        if len(answered) == count:
+            return workers
+    raise RuntimeError("the Celery workers did not start")
+
+
+def bill(workers: int) -> tuple[float, object]:
     from datetime import UTC, date, datetime
 
     from django.db import connection
 
-    from billing.services import run_billing
+    from billing.models import BillingRun, RunStatus
+    from billing.selectors import run_progress
+    from billing.services import run_billing, start_billing_run
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE billing_meterread, billing_invoiceline, billing_invoice, billing_billingrun"
+            "TRUNCATE billing_meterread, billing_invoiceline, billing_invoice, "
+            "billing_billingchunk, billing_billingrun"
         )
     started = time.perf_counter()
-    run = run_billing(date(2025, 1, 1), now=datetime(2025, 2, 3, tzinfo=UTC), by="bench")
-    return time.perf_counter() - started, run
+    if not workers:
+        run = run_billing(date(2025, 1, 1), now=datetime(2025, 2, 3, tzinfo=UTC), by="bench")
+        return time.perf_counter() - started, run
+    run = start_billing_run(date(2025, 1, 1), by="bench", queue=f"{QUEUE}-{workers}")
+    while run_progress(run.pk).status == RunStatus.RUNNING:
+        time.sleep(0.05)
+    return time.perf_counter() - started, BillingRun.objects.get(pk=run.pk)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[2], help="worker counts; 0: in this process"
+    )
     args = parser.parse_args()
+    # Stopped with a signal, still stop the workers and drop the scratch database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     recreate_database(DB_NAME)
+    processes: list[subprocess.Popen] = []
     try:
         setup_django()
+        for count in args.workers:
+            processes += start_workers(count) if count else []
         results, have = [], 0
         for size in sorted(args.sizes):
             started = time.perf_counter()
             populate(have, size)
             have = size
             generated = time.perf_counter() - started
-            seconds, run = bill()
-            print(
-                f"{size:>7} meters: data {generated:.1f} s, run {seconds:.1f} s, "
-                f"{run.invoices_issued} invoices, {run.failed} failed, "
-                f"{size / seconds:.0f} accounts/s",
-                flush=True,
-            )
-            results.append((size, seconds))
-        print("\n| meters | readings | run seconds | accounts/s | growth |")
-        print("|---:|---:|---:|---:|---:|")
-        for index, (size, seconds) in enumerate(results):
+            for workers in args.workers:
+                seconds, run = bill(workers)
+                print(
+                    f"{size:>7} meters: data {generated:.1f} s, run {seconds:.1f} s, "
+                    f"{run.invoices_issued} invoices, {run.failed} failed, "
+                    f"{size / seconds:.0f} accounts/s with {workers} worker(s)",
+                    flush=True,
+                )
+                results.append((size, workers, seconds))
+        print("\n| meters | readings | workers | run seconds | accounts/s | per worker | growth |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for size, workers, seconds in results:
+            smaller = [r for r in results if r[1] == workers and r[0] < size]
             growth = (
-                ""
-                if index == 0
-                else f"x{seconds / results[index - 1][1]:.1f} time for x"
-                f"{size / results[index - 1][0]:.0f} meters"
+                f"x{seconds / smaller[-1][2]:.1f} time for x{size / smaller[-1][0]:.0f} meters"
+                if smaller
+                else ""
             )
             print(
-                f"| {size:,} | ~{size * 793:,} | {seconds:.1f} | {size / seconds:.0f} | {growth} |"
+                f"| {size:,} | ~{size * 793:,} | {workers} | {seconds:.1f} "
+                f"| {size / seconds:.0f} | {size / seconds / max(workers, 1):.0f} | {growth} |"
             )
     finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         from django.db import connections
 
         connections.close_all()

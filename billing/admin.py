@@ -7,6 +7,7 @@ from utility.readonly_admin import ReadOnlyModelAdmin
 
 from .models import (
     BillingAccount,
+    BillingChunk,
     BillingRun,
     Invoice,
     Tariff,
@@ -96,6 +97,12 @@ class BillingAccountAdmin(admin.ModelAdmin):
 @admin.register(BillingRun)
 class BillingRunAdmin(ReadOnlyModelAdmin):
     list_display = ["period_start", "period_end", "status", "invoices_issued", "failed"]
+
+
+@admin.register(BillingChunk)
+class BillingChunkAdmin(ReadOnlyModelAdmin):
+    list_display = ["run", "number", "status", "accounts", "invoices_issued", "failed", "attempts"]
+    list_filter = ["status"]
 
 
 @admin.register(Invoice)

@@ -196,6 +196,7 @@ class BillingRun(models.Model):
     accounts_total = models.PositiveIntegerField(default=0)
     invoices_issued = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-period_start"]
@@ -206,6 +207,42 @@ class BillingRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.period_start} - {self.period_end}"
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+
+
+class BillingChunk(models.Model):
+    """A slice of a run's accounts (ids first..last, by primary key) that one worker bills in
+    one transaction: done with all its invoices, or not at all."""
+
+    run = models.ForeignKey(BillingRun, on_delete=models.PROTECT, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_account_id = models.BigIntegerField()
+    last_account_id = models.BigIntegerField()
+    accounts = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=8, choices=ChunkStatus.choices, default=ChunkStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    invoices_issued = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="billing_chunk_once"),
+            models.CheckConstraint(
+                condition=Q(last_account_id__gte=F("first_account_id")),
+                name="billing_chunk_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} chunk {self.number}"
 
 
 class InvoiceKind(models.TextChoices):

@@ -281,19 +281,36 @@ def standing_lines(segs: list[Segment]) -> list[Line]:
     ]
 
 
+def net_by_key(lines: list[Line]) -> list[Line]:
+    """The lines summed per price key (quantity and amount), those netting to zero dropped;
+    each sum keeps its first line's description and price."""
+    first: dict[str, Line] = {}
+    sums: dict[str, tuple[Decimal, Decimal]] = defaultdict(lambda: (Decimal(0), Decimal(0)))
+    for line in lines:
+        first.setdefault(line.key, line)
+        qty, amount = sums[line.key]
+        sums[line.key] = (qty + line.quantity, amount + line.amount)
+    return [
+        replace(
+            first[key],
+            quantity=qty,
+            amount=amount,
+            estimated=any(line.estimated for line in lines if line.key == key),
+        )
+        for key, (qty, amount) in sums.items()
+        if qty or amount
+    ]
+
+
 def correction_lines(
     billed: list[Line], recomputed: list[Line], corrects_id: int, label: str
 ) -> list[Line]:
     """Lines that bring what was billed for an earlier period to the recomputed figures."""
-    have: dict[str, tuple[Decimal, Decimal]] = defaultdict(lambda: (Decimal(0), Decimal(0)))
-    for line in billed:
-        qty, amount = have[line.key]
-        have[line.key] = (qty + line.quantity, amount + line.amount)
+    have = {line.key: line for line in net_by_key(billed)}
     result = []
-    seen = set()
     for line in recomputed:
-        seen.add(line.key)
-        qty, amount = have.get(line.key, (Decimal(0), Decimal(0)))
+        earlier = have.pop(line.key, None)
+        qty, amount = (earlier.quantity, earlier.amount) if earlier else (Decimal(0), Decimal(0))
         if line.quantity != qty or line.amount != amount:
             result.append(
                 replace(
@@ -305,20 +322,19 @@ def correction_lines(
                     corrects_id=corrects_id,
                 )
             )
-    for line in billed:
-        if line.key not in seen and have[line.key] != (Decimal(0), Decimal(0)):
-            qty, amount = have.pop(line.key)
-            result.append(
-                replace(
-                    line,
-                    kind=LineKind.ADJUSTMENT,
-                    description=f"Correction of estimate ({label}): {line.description}",
-                    quantity=-qty,
-                    amount=-amount,
-                    estimated=False,
-                    corrects_id=corrects_id,
-                )
+    # Billed under a price the recomputation no longer uses: taken back.
+    for line in have.values():
+        result.append(
+            replace(
+                line,
+                kind=LineKind.ADJUSTMENT,
+                description=f"Correction of estimate ({label}): {line.description}",
+                quantity=-line.quantity,
+                amount=-line.amount,
+                estimated=False,
+                corrects_id=corrects_id,
             )
+        )
     return result
 
 

@@ -5,15 +5,30 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import count
 from zoneinfo import ZoneInfo
 
+from celery import chord, group, signature
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models import Window as Over
+from django.db.models.functions import Cast, Coalesce, Concat, LPad, RowNumber
 from django.utils import timezone
 
 from audit.models import Outcome
@@ -24,7 +39,9 @@ from . import rating
 from .consumption import Window, WindowUsage, combined_usage, read_alias, window_usage
 from .models import (
     BillingAccount,
+    BillingChunk,
     BillingRun,
+    ChunkStatus,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -139,9 +156,17 @@ class Draft:
 
 
 def _versions(account: BillingAccount) -> list[TariffVersion]:
-    return list(
-        TariffVersion.objects.filter(tariff_id=account.tariff_id).prefetch_related("bands", "tiers")
-    )
+    return _versions_of([account])[account.tariff_id]
+
+
+def _versions_of(accounts: Iterable[BillingAccount]) -> dict[int, list[TariffVersion]]:
+    """The tariff versions (with bands and tiers) of the accounts' tariffs, per tariff."""
+    versions: dict[int, list[TariffVersion]] = defaultdict(list)
+    for version in TariffVersion.objects.filter(
+        tariff_id__in={account.tariff_id for account in accounts}
+    ).prefetch_related("bands", "tiers"):
+        versions[version.tariff_id].append(version)
+    return versions
 
 
 def compute(
@@ -177,84 +202,173 @@ def _as_lines(rows: Iterable[InvoiceLine]) -> list[rating.Line]:
             tax_rate=r.tax_rate,
             band=r.band,
             estimated=r.estimated,
+            corrects_id=r.corrects_id,
         )
         for r in rows
     ]
 
 
-def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
-    """Re-price the account's recent invoices that held estimates with today's readings, and
-    return the difference as adjustment lines (an actual read corrects an estimate)."""
+def _billed_lines() -> QuerySet[InvoiceLine]:
+    """Issued kWh lines, each with its account and the period it bills (`billed_start`,
+    `billed_end`): that of the invoice it `corrects`, else its own document's."""
+    return InvoiceLine.objects.filter(invoice__status=InvoiceStatus.ISSUED, unit="kWh").annotate(
+        account_id=F("invoice__account_id"),
+        billed_start=Coalesce("corrects__period_start", "invoice__period_start"),
+        billed_end=Coalesce("corrects__period_end", "invoice__period_end"),
+    )
+
+
+def billed_for_period(account_id: int, start: date, end: date) -> QuerySet[InvoiceLine]:
+    """Every issued kWh line that bills the account's period [start, end), on any document:
+    the period's invoices and their replacements, credit notes, and the corrections of the
+    period that later invoices carry. Their sum per key is what the customer owes for it."""
+    return _billed_lines().filter(account_id=account_id, billed_start=start, billed_end=end)
+
+
+def _needs_repricing() -> Exists:
+    """The standing invoice's period holds an estimate, or lines on other documents: only then
+    can what was billed for it differ from its consumption as known today."""
+    return Exists(
+        _billed_lines()
+        .filter(
+            account_id=OuterRef("account_id"),
+            billed_start=OuterRef("period_start"),
+            billed_end=OuterRef("period_end"),
+        )
+        .filter(Q(estimated=True) | ~Q(invoice_id=OuterRef("pk")))
+    )
+
+
+def corrections_for(
+    accounts: list[BillingAccount],
+    before: date,
+    versions: dict[int, list[TariffVersion]] | None = None,
+) -> tuple[dict[int, list[rating.Line]], dict[int, BillingError]]:
+    """Re-price the accounts' recent billed periods with today's readings and return, per
+    account, the difference between that and everything billed for them so far as adjustment
+    lines (an actual read corrects an estimate; a credited correction is billed again), and
+    the accounts whose periods could not be re-priced. A fixed number of queries however many
+    accounts: one for the periods, one for what was billed, one for their consumption."""
+    by_id = {account.pk: account for account in accounts}
+    if versions is None:
+        versions = _versions_of(accounts)
     recent = (
         Invoice.objects.filter(
-            account=account,
+            account_id__in=by_id,
             kind=InvoiceKind.INVOICE,
             status=InvoiceStatus.ISSUED,
             period_end__lte=before,
             credit_notes__isnull=True,
         )
-        .filter(lines__kind=LineKind.ENERGY, lines__estimated=True)
-        .distinct()
-        .order_by("-period_start")[: settings.BILLING_CORRECTION_LOOKBACK]
-    )
-    result: list[rating.Line] = []
-    versions = _versions(account)
-    for earlier in recent:
-        billed = InvoiceLine.objects.filter(
-            Q(invoice=earlier, kind=LineKind.ENERGY)
-            | Q(
-                corrects=earlier,
-                kind=LineKind.ADJUSTMENT,
-                invoice__status=InvoiceStatus.ISSUED,
-                # A credited invoice's corrections were cancelled with it: not billed.
-                invoice__credit_notes__isnull=True,
+        .filter(_needs_repricing())
+        .annotate(
+            recency=Over(
+                RowNumber(), partition_by=F("account_id"), order_by=F("period_start").desc()
             )
         )
-        redo = compute(account, earlier.period_start, earlier.period_end, versions=versions)
-        energy = [line for line in redo.lines if line.kind == LineKind.ENERGY]
-        label = f"{earlier.number}, {earlier.period_start} - {earlier.period_end}"
-        result += rating.correction_lines(_as_lines(billed), energy, earlier.pk, label)
-    return result
+        .filter(recency__lte=settings.BILLING_CORRECTION_LOOKBACK)
+        .order_by("account_id", "period_start")
+    )
+    periods: dict[tuple[date, date], list[Invoice]] = defaultdict(list)
+    for earlier in recent:
+        periods[(earlier.period_start, earlier.period_end)].append(earlier)
+    billed: dict[tuple[int, date, date], list[InvoiceLine]] = defaultdict(list)
+    if periods:
+        for line in _billed_lines().filter(
+            account_id__in=by_id, billed_start__gte=min(start for start, _ in periods)
+        ):
+            billed[(line.account_id, line.billed_start, line.billed_end)].append(line)
+    windows, wids, window_period = [], count(1), {}
+    for (start, end), invoices in periods.items():
+        made = meter_windows([by_id[i.account_id] for i in invoices], start, end, wids=wids)
+        windows += made
+        window_period.update((window.wid, (start, end)) for window in made)
+    usage: dict[tuple[int, date, date], list[WindowUsage]] = defaultdict(list)
+    for item in window_usage(windows).values():
+        usage[(item.window.account_id, *window_period[item.window.wid])].append(item)
+    result: dict[int, list[rating.Line]] = defaultdict(list)
+    errors: dict[int, BillingError] = {}
+    for (start, end), invoices in periods.items():
+        for earlier in invoices:
+            account = by_id[earlier.account_id]
+            if account.pk in errors:
+                continue
+            try:
+                redo = compute(
+                    account,
+                    start,
+                    end,
+                    usage.get((account.pk, start, end), []),
+                    versions[account.tariff_id],
+                )
+            except BillingError as exc:
+                errors[account.pk] = exc
+                continue
+            energy = [line for line in redo.lines if line.kind == LineKind.ENERGY]
+            label = f"{earlier.number}, {start} - {end}"
+            done = _as_lines(billed[(account.pk, start, end)])
+            result[account.pk] += rating.correction_lines(done, energy, earlier.pk, label)
+    return dict(result), errors
+
+
+def corrections(account: BillingAccount, before: date) -> list[rating.Line]:
+    """The corrections of one account's recent periods (see `corrections_for`)."""
+    result, errors = corrections_for([account], before)
+    if account.pk in errors:
+        raise errors[account.pk]
+    return result.get(account.pk, [])
 
 
 def _register(value: Decimal | None) -> int | None:
     return None if value is None else int(Decimal(value).quantize(Decimal(1), ROUND_HALF_EVEN))
 
 
+@dataclass
+class Document:
+    """An invoice or credit note to write: its lines and the meter reads it shows."""
+
+    account: BillingAccount
+    kind: str
+    start: date
+    end: date
+    lines: list[rating.Line]
+    reads: list[WindowUsage] = field(default_factory=list)
+    run: BillingRun | None = None
+    credits: Invoice | None = None
+    replaces: Invoice | None = None
+    reason: str = ""
+
+
+NUMBER_PREFIX = {InvoiceKind.INVOICE: "INV-", InvoiceKind.CREDIT_NOTE: "CRN-"}
+
+
 @transaction.atomic
-def _write(
-    account: BillingAccount,
-    *,
-    kind: str,
-    start: date,
-    end: date,
-    lines: list[rating.Line],
-    reads: list[WindowUsage],
-    now: datetime,
-    by: str,
-    run: BillingRun | None = None,
-    credits: Invoice | None = None,
-    replaces: Invoice | None = None,
-    reason: str = "",
-) -> Invoice:
-    """Insert a draft, its lines and reads, then issue it (number, status) in one transaction."""
-    subtotal, tax, total = rating.totals(lines)
-    invoice = Invoice.objects.create(
-        kind=kind,
-        account=account,
-        run=run,
-        period_start=start,
-        period_end=end,
-        currency=account.currency,
-        subtotal=subtotal,
-        tax=tax,
-        total=total,
-        estimated=any(line.estimated for line in lines),
-        credits=credits,
-        replaces=replaces,
-        reason=reason,
-        created_by=by,
-        created_at=now,
+def write_documents(documents: list[Document], *, now: datetime, by: str) -> list[Invoice]:
+    """Insert the drafts, all their lines and all their reads with one statement each, then
+    issue them (number, status) with one UPDATE, in one transaction: a batch of a billing run
+    costs four statements, whatever its size."""
+    if not documents:
+        return []
+    invoices = Invoice.objects.bulk_create(
+        Invoice(
+            kind=doc.kind,
+            account=doc.account,
+            run=doc.run,
+            period_start=doc.start,
+            period_end=doc.end,
+            currency=doc.account.currency,
+            subtotal=subtotal,
+            tax=tax,
+            total=total,
+            estimated=any(line.estimated for line in doc.lines),
+            credits=doc.credits,
+            replaces=doc.replaces,
+            reason=doc.reason,
+            created_by=by,
+            created_at=now,
+        )
+        for doc in documents
+        for subtotal, tax, total in [rating.totals(doc.lines)]
     )
     InvoiceLine.objects.bulk_create(
         InvoiceLine(
@@ -274,7 +388,8 @@ def _write(
             estimated=line.estimated,
             corrects_id=line.corrects_id,
         )
-        for position, line in enumerate(lines, start=1)
+        for invoice, doc in zip(invoices, documents, strict=True)
+        for position, line in enumerate(doc.lines, start=1)
     )
     MeterRead.objects.bulk_create(
         MeterRead(
@@ -287,18 +402,26 @@ def _write(
             closing_wh=_register(item.closing_wh),
             closing_estimated=item.closing_estimated,
         )
-        for item in reads
+        for invoice, doc in zip(invoices, documents, strict=True)
+        for item in doc.reads
     )
-    prefix = "INV" if kind == InvoiceKind.INVOICE else "CRN"
-    invoice.number, invoice.status, invoice.issued_at = (
-        f"{prefix}-{invoice.pk:08d}",
-        InvoiceStatus.ISSUED,
-        now,
+    digits = Cast("id", CharField())
+    Invoice.objects.filter(pk__in=[invoice.pk for invoice in invoices]).update(
+        status=InvoiceStatus.ISSUED,
+        issued_at=now,
+        number=Concat(
+            Case(*(When(kind=kind, then=Value(prefix)) for kind, prefix in NUMBER_PREFIX.items())),
+            Case(When(id__lt=10**8, then=LPad(digits, 8, Value("0"))), default=digits),
+        ),
     )
-    Invoice.objects.filter(pk=invoice.pk).update(
-        number=invoice.number, status=invoice.status, issued_at=now
-    )
-    return invoice
+    for invoice in invoices:
+        invoice.number = f"{NUMBER_PREFIX[invoice.kind]}{invoice.pk:08d}"
+        invoice.status, invoice.issued_at = InvoiceStatus.ISSUED, now
+    return invoices
+
+
+def _write(account: BillingAccount, *, now: datetime, by: str, **document) -> Invoice:
+    return write_documents([Document(account=account, **document)], now=now, by=by)[0]
 
 
 def issue_invoice(
@@ -327,6 +450,25 @@ def issue_invoice(
     )
 
 
+def _credit(line: InvoiceLine | rating.Line, description: str) -> rating.Line:
+    """The line reversed, billing the same period (`corrects`) as the line it cancels."""
+    return rating.Line(
+        kind=LineKind.CREDIT,
+        description=description,
+        key=line.key,
+        segment_start=line.segment_start,
+        segment_end=line.segment_end,
+        quantity=-line.quantity,
+        unit=line.unit,
+        unit_price=line.unit_price,
+        amount=-line.amount,
+        tax_rate=line.tax_rate,
+        band=line.band,
+        estimated=line.estimated,
+        corrects_id=line.corrects_id,
+    )
+
+
 def issue_credit_note(
     invoice: Invoice, *, actor, reason: str, now: datetime, rebill: bool = True
 ) -> tuple[Invoice, Invoice | None]:
@@ -338,22 +480,22 @@ def issue_credit_note(
     if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
         raise BillingError("only an issued invoice can be credited")
     by = actor.get_username() if hasattr(actor, "get_username") else str(actor)
-    lines = [
-        rating.Line(
-            kind=LineKind.CREDIT,
-            description=f"Credit: {line.description}",
-            key=line.key,
-            segment_start=line.segment_start,
-            segment_end=line.segment_end,
-            quantity=-line.quantity,
-            unit=line.unit,
-            unit_price=line.unit_price,
-            amount=-line.amount,
-            tax_rate=line.tax_rate,
-            band=line.band,
-            estimated=line.estimated,
+    lines = [_credit(line, f"Credit: {line.description}") for line in invoice.lines.all()]
+    # What other documents billed for this period (corrections carried by later invoices, net
+    # of their own credits) is cancelled too: after the note nothing of the period is billed.
+    elsewhere = rating.net_by_key(
+        _as_lines(
+            billed_for_period(invoice.account_id, invoice.period_start, invoice.period_end).exclude(
+                invoice=invoice
+            )
         )
-        for line in invoice.lines.all()
+    )
+    lines += [
+        replace(
+            _credit(line, f"Credit: {line.description}"),
+            corrects_id=invoice.pk,
+        )
+        for line in elsewhere
     ]
     with transaction.atomic():
         try:
@@ -417,8 +559,12 @@ def accounts_for_period(start: date, end: date):
 
 def overlapping_invoices(account: BillingAccount, start: date, end: date):
     """The account's issued, uncredited invoices covering any day of [start, end)."""
+    return _standing_overlapping([account.pk], start, end)
+
+
+def _standing_overlapping(account_ids: Iterable[int], start: date, end: date):
     return Invoice.objects.filter(
-        account=account,
+        account_id__in=account_ids,
         kind=InvoiceKind.INVOICE,
         status=InvoiceStatus.ISSUED,
         credit_notes__isnull=True,
@@ -427,74 +573,248 @@ def overlapping_invoices(account: BillingAccount, start: date, end: date):
     ).order_by("period_start", "pk")
 
 
-def _bill_one(
-    account: BillingAccount,
-    start: date,
-    end: date,
-    run: BillingRun,
-    now: datetime,
-    by: str,
-    versions: dict[int, list[TariffVersion]],
-    usage: list[WindowUsage],
-    correct: bool,
-) -> int:
-    """Invoice one account inside the run; returns 1 if it could not be billed."""
-    clash = overlapping_invoices(account, start, end).first()
-    if clash is not None:
+@dataclass
+class Failure:
+    account: BillingAccount
+    action: str
+    reason: str
+    details: dict
+
+
+def _bill_accounts(
+    accounts: list[BillingAccount], run: BillingRun
+) -> tuple[list[Document], list[Failure]]:
+    """The invoices of a batch of accounts for the run's period, computed with a handful of
+    queries for the whole batch (consumption, clashes, which need corrections), and the
+    accounts that cannot be billed."""
+    start, end = run.period_start, run.period_end
+    failures: list[Failure] = []
+    clashes: dict[int, Invoice] = {}
+    for invoice in _standing_overlapping([a.pk for a in accounts], start, end):
+        clashes.setdefault(invoice.account_id, invoice)
+    for account_id, clash in clashes.items():
         # A cycle-day change or a second account at the premises: billing these days again
         # would charge them twice. Flag it for a person instead.
-        logger.warning(
-            "account %s not billed for %s - %s: invoice %s already covers %s - %s",
-            account,
-            start,
-            end,
-            clash.number,
-            clash.period_start,
-            clash.period_end,
-        )
-        record(
-            "billing.account_overlap",
-            actor=by,
-            target=f"billing-account:{account.number}",
-            outcome=Outcome.FAILURE,
-            details={
-                "run": run.pk,
-                "period": f"{start}/{end}",
-                "invoice": clash.number,
-                "invoice_period": f"{clash.period_start}/{clash.period_end}",
-            },
-        )
-        return 1
-    try:
-        with transaction.atomic():
-            if account.tariff_id not in versions:
-                versions[account.tariff_id] = _versions(account)
-            draft = compute(account, start, end, usage, versions[account.tariff_id])
-            lines = draft.lines + (corrections(account, start) if correct else [])
-            _write(
+        account = next(a for a in accounts if a.pk == account_id)
+        failures.append(
+            Failure(
                 account,
+                "billing.account_overlap",
+                f"invoice {clash.number} already covers {clash.period_start} - {clash.period_end}",
+                {
+                    "invoice": clash.number,
+                    "invoice_period": f"{clash.period_start}/{clash.period_end}",
+                },
+            )
+        )
+    accounts = [a for a in accounts if a.pk not in clashes]
+    per_account: dict[int, list[WindowUsage]] = defaultdict(list)
+    for item in window_usage(meter_windows(accounts, start, end)).values():
+        per_account[item.window.account_id].append(item)
+    # Only accounts whose recent periods hold an estimate, or lines billing them from other
+    # documents, need re-pricing (`corrections` decides precisely).
+    lookback = add_months(start, -settings.BILLING_CORRECTION_LOOKBACK)
+    to_correct = set(
+        InvoiceLine.objects.filter(
+            Q(estimated=True) | ~Q(kind=LineKind.ENERGY),
+            Q(invoice__period_end__lte=start, invoice__period_end__gt=lookback)
+            | Q(corrects__period_end__lte=start, corrects__period_end__gt=lookback),
+            invoice__account__in=accounts,
+            unit="kWh",
+        ).values_list("invoice__account_id", flat=True)
+    )
+    versions = _versions_of(accounts)
+    fixes, errors = corrections_for([a for a in accounts if a.pk in to_correct], start, versions)
+    documents = []
+    for account in accounts:
+        try:
+            if account.pk in errors:
+                raise errors[account.pk]
+            draft = compute(
+                account, start, end, per_account.get(account.pk, []), versions[account.tariff_id]
+            )
+        except BillingError as exc:
+            failures.append(Failure(account, "billing.account_failed", str(exc), {}))
+            continue
+        documents.append(
+            Document(
+                account=account,
                 kind=InvoiceKind.INVOICE,
                 start=start,
                 end=end,
-                lines=lines,
+                lines=draft.lines + fixes.get(account.pk, []),
                 reads=draft.reads,
-                now=now,
-                by=by,
                 run=run,
             )
-    except IntegrityError:
-        logger.info("account %s already invoiced for %s - %s", account, start, end)
-    except BillingError as exc:
-        logger.warning("account %s not billed for %s - %s: %s", account, start, end, exc)
-        record(
-            "billing.account_failed",
-            actor=by,
-            target=f"billing-account:{account.number}",
-            outcome=Outcome.FAILURE,
-            details={"run": run.pk, "error": str(exc)[:200]},
         )
-        return 1
-    return 0
+    return documents, failures
+
+
+def plan_run(
+    start: date, end: date | None = None, *, now: datetime, by: str, chunk_size: int | None = None
+) -> BillingRun:
+    """Create the run of a period (or take it up again) and split its accounts into chunks of
+    `chunk_size` by primary key. Taking a run up again adds chunks for accounts opened since
+    and puts chunks that had failures back to pending (accounts since fixed get billed)."""
+    end = end or add_months(start, 1)
+    if not 1 <= start.day <= 28 or end <= start:
+        raise BillingError(f"not a billing period: {start} - {end}")
+    chunk_size = chunk_size or settings.BILLING_BATCH_SIZE
+    with transaction.atomic():
+        run, created = BillingRun.objects.get_or_create(
+            period_start=start, period_end=end, defaults={"started_at": now, "started_by": by}
+        )
+        run = BillingRun.objects.select_for_update().get(pk=run.pk)
+        planned = run.chunks.order_by("-number").first()
+        ids = list(
+            accounts_for_period(start, end)
+            .filter(pk__gt=planned.last_account_id if planned else 0)
+            .values_list("pk", flat=True)
+        )
+        first_number = planned.number + 1 if planned else 1
+        BillingChunk.objects.bulk_create(
+            BillingChunk(
+                run=run,
+                number=first_number + index,
+                first_account_id=part[0],
+                last_account_id=part[-1],
+                accounts=len(part),
+            )
+            for index, offset in enumerate(range(0, len(ids), chunk_size))
+            for part in [ids[offset : offset + chunk_size]]
+        )
+        run.chunks.filter(status=ChunkStatus.DONE, failed__gt=0).update(status=ChunkStatus.PENDING)
+        tally = run.chunks.aggregate(n_chunks=Count("pk"), n_accounts=Sum("accounts"))
+        run.status, run.finished_at = RunStatus.RUNNING, None
+        run.attempts += 1
+        run.chunks_total, run.accounts_total = tally["n_chunks"], tally["n_accounts"] or 0
+        run.save(
+            update_fields=["status", "finished_at", "attempts", "chunks_total", "accounts_total"]
+        )
+        record(
+            "billing.run_started",
+            actor=by,
+            target=f"billing-run:{run.pk}",
+            details={
+                "period": f"{start}/{end}",
+                "attempt": run.attempts,
+                "resumed": not created,
+                "chunks": run.chunks_total,
+            },
+        )
+    return run
+
+
+def bill_chunk(chunk_id: int, *, now: datetime, by: str) -> BillingChunk:
+    """Bill the accounts of one chunk not yet invoiced for the period, in one transaction under
+    the chunk's row lock: a second worker handed the same chunk waits, then finds it done; a
+    worker that dies leaves nothing half-written and the chunk pending for a retry. The
+    unique constraint on (account, period) still refuses a second invoice to anyone else."""
+    with transaction.atomic():
+        chunk = BillingChunk.objects.select_for_update().select_related("run").get(pk=chunk_id)
+        if chunk.status == ChunkStatus.DONE:
+            return chunk
+        run = chunk.run
+        in_chunk = Q(pk__gte=chunk.first_account_id, pk__lte=chunk.last_account_id)
+        invoiced = Invoice.objects.filter(
+            account=OuterRef("pk"),
+            kind=InvoiceKind.INVOICE,
+            period_start=run.period_start,
+            period_end=run.period_end,
+        )
+        accounts = list(
+            accounts_for_period(run.period_start, run.period_end)
+            .filter(in_chunk)
+            .exclude(Exists(invoiced))
+        )
+        documents, failures = _bill_accounts(accounts, run)
+        write_documents(documents, now=now, by=by)
+        for failure in failures:
+            logger.warning(
+                "account %s not billed for %s - %s: %s",
+                failure.account,
+                run.period_start,
+                run.period_end,
+                failure.reason,
+            )
+            record(
+                failure.action,
+                actor=by,
+                target=f"billing-account:{failure.account.number}",
+                outcome=Outcome.FAILURE,
+                details={"run": run.pk, "error": failure.reason[:200], **failure.details},
+            )
+        chunk.status, chunk.finished_at = ChunkStatus.DONE, now
+        chunk.attempts += 1
+        chunk.failed = len(failures)
+        chunk.invoices_issued = Invoice.objects.filter(
+            run=run,
+            kind=InvoiceKind.INVOICE,
+            account_id__gte=chunk.first_account_id,
+            account_id__lte=chunk.last_account_id,
+        ).count()
+        chunk.save(update_fields=["status", "finished_at", "attempts", "failed", "invoices_issued"])
+    return chunk
+
+
+def finish_run(run_id: int, *, by: str) -> BillingRun:
+    """The final tally: once every chunk is done, the run is completed (with errors if any
+    account failed). Idempotent; while chunks are pending it only refreshes the counts."""
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run_id)
+        tally = run.chunks.aggregate(
+            n_pending=Count("pk", filter=Q(status=ChunkStatus.PENDING)),
+            n_failed=Sum("failed"),
+            n_accounts=Sum("accounts"),
+        )
+        was_running = run.status == RunStatus.RUNNING
+        run.failed = tally["n_failed"] or 0
+        run.accounts_total = tally["n_accounts"] or 0
+        run.invoices_issued = Invoice.objects.filter(run=run, kind=InvoiceKind.INVOICE).count()
+        fields = ["failed", "accounts_total", "invoices_issued"]
+        if tally["n_pending"] == 0:
+            run.status = RunStatus.COMPLETED_WITH_ERRORS if run.failed else RunStatus.COMPLETED
+            run.finished_at = timezone.now()
+            fields += ["status", "finished_at"]
+        run.save(update_fields=fields)
+        if was_running and run.status != RunStatus.RUNNING:
+            record(
+                "billing.run_completed",
+                actor=by,
+                target=f"billing-run:{run.pk}",
+                outcome=Outcome.FAILURE if run.failed else Outcome.SUCCESS,
+                details={
+                    "accounts": run.accounts_total,
+                    "issued": run.invoices_issued,
+                    "failed": run.failed,
+                },
+            )
+    return run
+
+
+def start_billing_run(
+    start: date, end: date | None = None, *, by: str, queue: str | None = None
+) -> BillingRun:
+    """Start (or resume) the run of a period on the Celery workers: its pending chunks as a
+    chord whose callback is the final tally. The entry point for the staff UI and the beat;
+    `selectors.run_progress` reports how far it got. `queue` routes every task of the run."""
+    run = plan_run(start, end, now=timezone.now(), by=by)
+    pending = list(
+        run.chunks.filter(status=ChunkStatus.PENDING)
+        .order_by("number")
+        .values_list("pk", flat=True)
+    )
+    options = {"queue": queue} if queue else {}
+    tally = signature("billing.finish_run", kwargs={"run_id": run.pk, "by": by}, **options)
+    if pending:
+        header = group(
+            signature("billing.bill_chunk", kwargs={"chunk_id": pk, "by": by}, **options)
+            for pk in pending
+        )
+        transaction.on_commit(lambda: chord(header)(tally))
+    else:
+        transaction.on_commit(lambda: tally.apply_async())
+    return run
 
 
 def run_billing(
@@ -506,85 +826,17 @@ def run_billing(
     progress: Callable[[BillingRun, int, int], None] | None = None,
     batch_size: int | None = None,
 ) -> BillingRun:
-    """Bill every account of the period. Idempotent and resumable: accounts already invoiced for
-    the period are skipped, each invoice commits on its own, and the database's unique
-    constraint on (account, period) refuses a second invoice even to a concurrent run."""
-    end = end or add_months(start, 1)
-    if not 1 <= start.day <= 28 or end <= start:
-        raise BillingError(f"not a billing period: {start} - {end}")
-    batch_size = batch_size or settings.BILLING_BATCH_SIZE
-    run, created = BillingRun.objects.get_or_create(
-        period_start=start, period_end=end, defaults={"started_at": now, "started_by": by}
-    )
-    BillingRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
-    run.attempts += 1
-    record(
-        "billing.run_started",
-        actor=by,
-        target=f"billing-run:{run.pk}",
-        details={"period": f"{start}/{end}", "attempt": run.attempts, "resumed": not created},
-    )
-    accounts = list(accounts_for_period(start, end))
-    done = set(
-        Invoice.objects.filter(
-            kind=InvoiceKind.INVOICE, period_start=start, period_end=end, account__in=accounts
-        ).values_list("account_id", flat=True)
-    )
-    todo = [a for a in accounts if a.pk not in done]
-    failed = 0
-    versions: dict[int, list[TariffVersion]] = {}
-    for offset in range(0, len(todo), batch_size):
-        batch = todo[offset : offset + batch_size]
-        windows = meter_windows(batch, start, end)
-        usage = window_usage(windows)
-        per_account: dict[int, list[WindowUsage]] = defaultdict(list)
-        for item in usage.values():
-            per_account[item.window.account_id].append(item)
-        # Only accounts with estimates on a recent invoice need re-pricing (one query a batch).
-        to_correct = set(
-            InvoiceLine.objects.filter(
-                invoice__account__in=batch,
-                kind=LineKind.ENERGY,
-                estimated=True,
-                invoice__period_end__lte=start,
-                invoice__period_end__gt=add_months(start, -settings.BILLING_CORRECTION_LOOKBACK),
-            ).values_list("invoice__account_id", flat=True)
-        )
-        # One transaction a batch (a savepoint an account): a crash loses at most this batch,
-        # and the re-run bills it again.
-        with transaction.atomic():
-            for account in batch:
-                failed += _bill_one(
-                    account,
-                    start,
-                    end,
-                    run,
-                    now,
-                    by,
-                    versions,
-                    per_account.get(account.pk, []),
-                    account.pk in to_correct,
-                )
+    """Bill every account of the period in this process, chunk after chunk (the code path of
+    `manage.py run_billing`; the workers take the same chunks in parallel). Idempotent and
+    resumable like the run on the workers: each chunk commits on its own."""
+    run = plan_run(start, end, now=now, by=by, chunk_size=batch_size)
+    done = sum(run.chunks.filter(status=ChunkStatus.DONE).values_list("accounts", flat=True))
+    for chunk in run.chunks.filter(status=ChunkStatus.PENDING).order_by("number"):
+        bill_chunk(chunk.pk, now=now, by=by)
+        done += chunk.accounts
         if progress:
-            progress(run, len(done) + offset + len(batch), len(accounts))
-    issued = Invoice.objects.filter(run=run, kind=InvoiceKind.INVOICE).count()
-    BillingRun.objects.filter(pk=run.pk).update(
-        status=RunStatus.COMPLETED_WITH_ERRORS if failed else RunStatus.COMPLETED,
-        finished_at=timezone.now(),
-        attempts=run.attempts,
-        accounts_total=len(accounts),
-        invoices_issued=issued,
-        failed=failed,
-    )
-    run.refresh_from_db()
-    record(
-        "billing.run_completed",
-        actor=by,
-        target=f"billing-run:{run.pk}",
-        outcome=Outcome.FAILURE if failed else Outcome.SUCCESS,
-        details={"accounts": len(accounts), "issued": issued, "failed": failed},
-    )
-    return run
+            progress(run, done, run.accounts_total)
+    return finish_run(run.pk, by=by)
 
 
 def due_periods(today: date) -> list[tuple[date, date]]:

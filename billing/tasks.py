@@ -2,7 +2,7 @@ from datetime import date
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from . import services
@@ -11,14 +11,30 @@ from .models import BillingRun, RunStatus
 
 @shared_task(name="billing.run_period")
 def run_period(*, period_start: str, period_end: str) -> int:
-    """Bill one period; safe to run again (it resumes and never bills an account twice)."""
-    run = services.run_billing(
-        date.fromisoformat(period_start),
-        date.fromisoformat(period_end),
-        now=timezone.now(),
-        by="beat",
+    """Start or resume the run of one period on the workers (its chunks and final tally)."""
+    run = services.start_billing_run(
+        date.fromisoformat(period_start), date.fromisoformat(period_end), by="beat"
     )
     return run.pk
+
+
+# A chunk that lost a race for an invoice (one issued by hand meanwhile) or its connection is
+# taken again: it rolled back whole, and the retry skips the accounts invoiced since.
+@shared_task(
+    name="billing.bill_chunk",
+    autoretry_for=(IntegrityError, OperationalError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def bill_chunk(*, chunk_id: int, by: str) -> int:
+    chunk = services.bill_chunk(chunk_id, now=timezone.now(), by=by)
+    return chunk.invoices_issued
+
+
+@shared_task(name="billing.finish_run")
+def finish_run(_results=None, *, run_id: int, by: str) -> str:
+    """The chord's callback once every chunk task returned: the run's final tally."""
+    return services.finish_run(run_id, by=by).status
 
 
 @shared_task(name="billing.start_due_runs")

@@ -1,0 +1,123 @@
+"""A billing run on two real Celery worker processes: every account billed exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db.models import Count
+
+from audit.models import AuditEvent
+from billing import selectors, services
+from billing.models import BillingRun, Invoice, InvoiceKind, RunStatus, TariffKind
+from utility.celery import app
+from utility.testing import current_database_url
+
+from .conftest import utc, write_readings
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+JAN = date(2025, 1, 1)
+ACCOUNTS = 30
+
+
+def start_worker(name: str, queue: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": current_database_url(),  # the test database, so workers see our rows
+        "REDIS_URL": django_settings.REDIS_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "utility",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,  # a queue of this test's own: no other worker takes these tasks
+            "-n",
+            f"{name}@{queue}",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+def test_two_workers_bill_every_account_exactly_once(make_tariff, make_account, settings):
+    """30 accounts in chunks of 3 (10 chunks); the run is started twice at once, so the same
+    chunks are handed out twice and both workers race for them. Each account gets one invoice
+    of 372 kWh at 0.20 = 74.40, the tally completes the run, and both workers billed chunks."""
+    settings.BILLING_BATCH_SIZE = 3
+    tariff = make_tariff({"kind": TariffKind.FLAT, "unit_price": Decimal("0.20")})
+    accounts = []
+    for _ in range(ACCOUNTS):
+        account, meter = make_account(tariff)
+        write_readings(meter, utc(2024, 12, 31), 24 * 33, wh0=0, per_hour=500)
+        accounts.append(account)
+    queue = f"billing-test-{uuid.uuid4().hex[:12]}"
+    workers = [start_worker(f"w{i}", queue) for i in (1, 2)]
+    app.conf.task_always_eager = False
+    try:
+        first = services.start_billing_run(JAN, by="test", queue=queue)
+        again = services.start_billing_run(JAN, by="test", queue=queue)
+        assert again.pk == first.pk and first.chunks_total == 10
+        deadline = time.monotonic() + 180
+        progress = selectors.run_progress(first.pk)
+        while progress.status == RunStatus.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.5)
+            progress = selectors.run_progress(first.pk)
+        # The run completes with the first chord; wait for the second's tasks to find their
+        # chunks done too.
+        chunk_tasks: dict[str, int] = {}
+        while sum(chunk_tasks.values()) < 20 and time.monotonic() < deadline:
+            stats = app.control.inspect(destination=[f"w1@{queue}", f"w2@{queue}"], timeout=5)
+            chunk_tasks = {
+                name: info["total"].get("billing.bill_chunk", 0)
+                for name, info in (stats.stats() or {}).items()
+            }
+    finally:
+        app.conf.task_always_eager = True
+        for worker in workers:
+            stop(worker)
+    assert progress.status == RunStatus.COMPLETED, progress
+    assert (progress.chunks_done, progress.accounts_done, progress.percent) == (10, ACCOUNTS, 100)
+    per_account = dict(
+        Invoice.objects.filter(kind=InvoiceKind.INVOICE, period_start=JAN)
+        .values_list("account_id")
+        .annotate(n=Count("pk"))
+    )
+    assert per_account == {account.pk: 1 for account in accounts}
+    assert set(Invoice.objects.values_list("total", flat=True)) == {Decimal("74.40")}
+    run = BillingRun.objects.get()
+    assert (run.invoices_issued, run.failed, run.accounts_total) == (ACCOUNTS, 0, ACCOUNTS)
+    # Both processes took chunks (each chunk task ran twice: once billing, once finding it done).
+    assert len(chunk_tasks) == 2 and all(chunk_tasks.values()), chunk_tasks
+    assert sum(chunk_tasks.values()) == 20
+    # The tally ran once to completion however many callbacks arrived.
+    assert AuditEvent.objects.filter(action="billing.run_completed").count() == 1
