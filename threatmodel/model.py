@@ -354,6 +354,12 @@ ELEMENTS: dict[str, tuple[str, str | None, str, dict[str, Any]]] = {
         "Django content types, permissions, groups, admin log",
         {"hasAccessControl": True},
     ),
+    "PostgreSQL: operations": (
+        "store",
+        "data",
+        "staff-started runs and their progress, daily read success rates",
+        {"hasAccessControl": True},
+    ),
     # --- e-mail
     "E-mail (SMTP relay, mailboxes)": (
         "store",
@@ -678,6 +684,20 @@ FLOWS: list[tuple[str, str, str, str, dict[str, Any]]] = [
         {"isEncrypted": True},
     ),
     ("Staff portal and admin", "Redis", "billing runs and scans started", REDIS, {}),
+    (
+        "Staff portal and admin",
+        "PostgreSQL: operations",
+        "runs started (who, when), fleet figures read",
+        PG,
+        {"isEncrypted": True},
+    ),
+    (
+        "Celery workers",
+        "PostgreSQL: operations",
+        "run progress, daily read success rates",
+        PG,
+        {"isEncrypted": True},
+    ),
     (
         "Staff portal and admin",
         "Installer bundle",

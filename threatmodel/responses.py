@@ -430,9 +430,12 @@ RESPONSES: dict[str, Response] = {
     "FRD01": Control(
         "S7",
         "PC05",
-        "detectors tolerate holidays and missing days; a person decides every dispatch",
+        "detectors tell vacancy, declared absences, move-ins and solar from theft and tolerate "
+        "missing days; a person decides every dispatch",
         (
-            "fraud/tests/test_detectors.py::test_holiday_of_six_days_is_tolerated_but_a_seven_day_drop_is_not",
+            "fraud/tests/test_detection.py::test_a_two_week_holiday_is_vacancy_not_a_bypass",
+            "fraud/tests/test_detection.py::test_a_declared_absence_never_raises_a_high_case",
+            "fraud/tests/test_detection.py::test_innocent_changes_open_no_case",
             "fraud/tests/test_detectors.py::test_days_with_missing_readings_never_look_like_a_drop",
         ),
     ),

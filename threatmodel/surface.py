@@ -21,6 +21,8 @@ ROUTES: dict[str, str] = {
     "healthz": INGEST,  # served by the ingest service and the front end alike
     "admin:*": STAFF,
     "staff:home": STAFF,
+    "staff:run": STAFF,
+    "staff:start_run": STAFF,
     "staff_meter_usage": STAFF,
     "fraud:cases": STAFF,
     "fraud:case": STAFF,
@@ -78,6 +80,7 @@ ROUTES: dict[str, str] = {
     "portal:usage": PORTAL,
     "portal:csv": PORTAL,
     "portal:retention": PORTAL,
+    "portal:absence": PORTAL,
     "api:meters": API,
     "api:usage": API,
     "api-schema": API,
@@ -100,6 +103,10 @@ TASKS: dict[str, str] = {
     "fraud.run_detectors": "Fraud detection",
     "billing.run_period": "Billing",
     "billing.start_due_runs": "Billing",
+    "billing.bill_chunk": "Billing",
+    "billing.finish_run": "Billing",
+    "operations.count_read_rates": WORKERS,
+    "operations.execute_run": WORKERS,
     "readings.ensure_partitions": WORKERS,
     "readings.apply_retention": "Retention job",
 }
@@ -125,6 +132,7 @@ COMMANDS: dict[str, str] = {
     "seed_demo": COMMANDS_PROCESS,
     "rewrap_device_keys": COMMANDS_PROCESS,
     "seed_demo_fleet": COMMANDS_PROCESS,
+    "seed_demo_operations": COMMANDS_PROCESS,
     "generate_kek": COMMANDS_PROCESS,
     "import_meters": COMMANDS_PROCESS,
     "apply_retention": "Retention job",
@@ -138,6 +146,7 @@ BILLING = "PostgreSQL: billing"
 FRAUD = "PostgreSQL: fraud"
 AUDIT = "PostgreSQL: audit log"
 FRAMEWORK = "PostgreSQL: framework tables"
+OPERATIONS = "PostgreSQL: operations"
 METER_SD = "Meter store (SD card)"
 METER_KEYS = "Meter key files (SD card)"
 
@@ -184,10 +193,14 @@ STORES: dict[str, str] = {
     "billing.Invoice": BILLING,
     "billing.MeterRead": BILLING,
     "billing.InvoiceLine": BILLING,
+    "billing.BillingChunk": BILLING,
+    "operations.StaffRun": OPERATIONS,
+    "operations.DailyReadRate": OPERATIONS,
     "fraud.Case": FRAUD,
     "fraud.CaseEvent": FRAUD,
     "fraud.WorkOrder": FRAUD,
     "fraud.ReadingsUpload": FRAUD,
+    "fraud.Absence": FRAUD,
     "meteragent:store_path": METER_SD,
     "meteragent:pid_path": METER_SD,
     "meteragent:counters_path": METER_SD,
