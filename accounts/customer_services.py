@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives, mail_admins, send_mail
 from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
@@ -386,6 +387,11 @@ def register_customer(*, email: str, meter_number: str, now: datetime) -> str:
                 request_claim(user, meter_number, now=now)
         except IntegrityError:
             address = None  # the address was taken meanwhile
+        except ValidationError as error:
+            # The model's own uniqueness check saw the address taken meanwhile.
+            if "email" not in getattr(error, "error_dict", {}):
+                raise
+            address = None
     if address is None:
         get_adapter().send_account_already_exists_mail(email)
         return "exists"
