@@ -153,15 +153,17 @@ def _start_and_finish(page, base: str, button: str, role: str) -> str:
     return text
 
 
+CASE = "may bypass the meter"  # the plain sentence of the demo's revenue-protection case
+
 ROLE_PAGES = {
     # role e-mail: (panels on the home, text that must appear somewhere among linked pages)
     "support": ({"fleet", "billing"}, ["INV-"]),
     "provisioning": ({"fleet"}, []),
     "billing": ({"fleet", "billing"}, ["INV-", "2026"]),
-    "revenue-protection": ({"fleet", "revenue-protection"}, ["Consumption drop"]),
+    "revenue-protection": ({"fleet", "revenue-protection"}, [CASE]),
     "field-engineer": (set(), ["Open job"]),
     "security-admin": ({"fleet", "security"}, []),
-    "admin": ({"fleet", "billing", "revenue-protection", "security"}, ["INV-", "Consumption drop"]),
+    "admin": ({"fleet", "billing", "revenue-protection", "security"}, ["INV-", CASE]),
 }
 
 
