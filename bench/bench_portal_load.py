@@ -11,7 +11,7 @@ settings. Locust (bench/locust_portal.py) then runs two scenarios one after the 
 50 concurrent signed-in users for `--seconds`: customers opening their dashboard (the page and
 its three chart requests, as the browser does, 1-3 s apart) and API clients reading usage with
 their personal tokens. Reported per request: count, failures (anything but a 200), p50, p95,
-p99 and requests/s. Target (brief section 6): p95 under 100 ms.
+p99 and requests/s. Target: p95 under 100 ms.
 
 Locust, the portal and PostgreSQL share this machine's cores. Loopback only; every process is
 stopped and the database dropped at the end (--keep leaves it).

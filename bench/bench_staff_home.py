@@ -10,7 +10,7 @@ dropped at the end (--keep leaves it). Requests go through the Django test clien
 process (full middleware stack, a 2FA-verified staff session, templates), not over a socket.
 The first request counts the 30 days of the read-success chart (beat does it hourly, so in
 production no request does) and is reported on its own, as is the hourly recount of yesterday.
-Target (issue): p95 under 200 ms with 10,000 meters.
+Target: p95 under 200 ms with 10,000 meters.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Tariffs, billing accounts, billing runs and invoices.
 
 Money is `Decimal` everywhere: prices with 6 decimal places per unit, amounts with the currency's
-minor unit (2 places). An invoice is immutable once issued; on PostgreSQL a trigger refuses any
+minor unit (2 places). An invoice is immutable once issued; a database trigger refuses any
 change to an issued invoice or its lines (migration 0002), and `Invoice.save` refuses it too.
 """
 

@@ -5,8 +5,8 @@ evidence already aggregated (JSON) by the database; Python never loops over read
 consumption detectors share one temporary table of daily consumption per meter, built once per
 scan with a plain GROUP BY (no sort, no window) over the readings of the look-back period.
 
-PostgreSQL only (percentile_cont, FILTER, json_agg); docs/fraud.md explains each detector and
-its thresholds (settings.FRAUD_DETECTORS).
+PostgreSQL's percentile_cont, FILTER and json_agg do the work; docs/fraud.md explains each
+detector and its thresholds (settings.FRAUD_DETECTORS).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hourly cumulative readings: one row per meter and hour, partitioned by month on PostgreSQL."""
+"""Hourly cumulative readings: one row per meter and hour, partitioned by month."""
 
 from django.db import models
 

@@ -1,4 +1,4 @@
-"""Monthly range partitions of the readings table on PostgreSQL.
+"""Monthly range partitions of the readings table.
 
 The table is partitioned by `hour`; a DEFAULT partition catches anything outside the created
 months (a very old upload), so no insert ever fails for want of a partition. The beat task

@@ -234,8 +234,5 @@ def apply_retention(*, now: datetime, policy: Policy | None = None) -> list[Rete
         logger.error("retention refused: %s", problem)
         record(AUDIT_ACTION, actor=ACTOR, outcome=Outcome.FAILURE, details={"reason": problem})
         raise RetentionPolicyError(problem)
-    if connection.vendor != "postgresql":
-        logger.info("retention: needs PostgreSQL; nothing done on %s", connection.vendor)
-        return []
     before = policy.boundary(now)
     return _aggregate_and_delete(now, before) + _drop_empty_partitions(now, before)

@@ -128,7 +128,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Redis: Celery broker and shared cache. Without REDIS_URL (the embedded demo) tasks run eagerly
+# Redis: Celery broker and shared cache. Without REDIS_URL (one-off commands) tasks run eagerly
 # in-process and the cache is per-process.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -336,7 +336,7 @@ SMS_DRAIN_BATCH = env.int("SMS_DRAIN_BATCH", default=2000)
 # Messages verified together and stored in one transaction, set-based.
 SMS_BATCH_SIZE = env.int("SMS_BATCH_SIZE", default=500)
 # Seconds between the drains one webhook process queues (0: a drain per message, which eager
-# Celery runs inline, as in the tests and the demo).
+# Celery runs inline, as in the tests).
 SMS_DRAIN_INTERVAL = env.float(
     "SMS_DRAIN_INTERVAL", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 0.05
 )
@@ -453,7 +453,7 @@ API_CONSENT_MAX_MONTHS = 13
 API_TOKEN_MAX_DAYS = 365
 
 
-# --- Revenue protection: detectors, cases, field dispatch (issue 9; fraud) ---
+# --- Revenue protection: detectors, cases, field dispatch (fraud) ---
 # Thresholds of each detector; docs/fraud.md explains every one and why it has its default.
 FRAUD_DETECTORS = {
     "consumption_drop": {

@@ -5,6 +5,7 @@ by timing; `bench/bench_auth_timing.py` measures the times."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -199,7 +200,10 @@ def tasks_queued_not_run():
     from utility.celery import app
 
     if not app.conf.broker_url.startswith("redis"):
-        pytest.skip("needs the Redis broker")
+        message = "needs the Redis broker (set REDIS_URL)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + ": required in CI", pytrace=False)
+        pytest.skip(message)
     eager, app.conf.task_always_eager = app.conf.task_always_eager, False
     yield
     app.conf.task_always_eager = eager

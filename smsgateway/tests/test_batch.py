@@ -19,7 +19,7 @@ from smsgateway.rawstore import store_raw
 
 from .conftest import hours_back
 
-pytestmark = pytest.mark.postgres  # the batch path is PostgreSQL's (elsewhere all go one by one)
+pytestmark = pytest.mark.postgres
 
 _ids = iter(range(1, 1_000_000))
 
