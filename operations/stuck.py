@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Min, QuerySet
+from django.db.models import Count, Min, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,11 +45,11 @@ class StuckItems:
 
 
 def _item(label: str, rows: QuerySet, since: str, admin: str, query: str, action: str):
-    found = rows.aggregate(oldest=Min(since))
+    found = rows.aggregate(count=Count("pk"), oldest=Min(since))  # one query per kind
     app_label, model = admin.split("_", 1)
     return StuckItems(
         label=label,
-        count=rows.count(),
+        count=found["count"],
         oldest=found["oldest"],
         url=f"{reverse(f'admin:{admin}_changelist')}?{query}",
         action=action,
