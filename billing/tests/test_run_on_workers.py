@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import date
@@ -18,6 +16,7 @@ from django.db.models import Count
 from audit.models import AuditEvent
 from billing import selectors, services
 from billing.models import BillingRun, Invoice, InvoiceKind, RunStatus, TariffKind
+from e2e.harness.portal import WorkerProcess
 from utility.celery import app
 from utility.testing import current_database_url
 
@@ -25,51 +24,22 @@ from .conftest import utc, write_readings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
 JAN = date(2025, 1, 1)
 ACCOUNTS = 30
 
 
-def start_worker(name: str, queue: str) -> subprocess.Popen:
+def start_worker(name: str, queue: str, log: Path) -> WorkerProcess:
     env = {
         **os.environ,
         "DATABASE_URL": current_database_url(),  # the test database, so workers see our rows
         "REDIS_URL": django_settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
     }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "utility",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,  # a queue of this test's own: no other worker takes these tasks
-            "-n",
-            f"{name}@{queue}",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # A queue of this test's own: no other worker takes these tasks.
+    return WorkerProcess(env, log, queue, pool="solo", concurrency=1, name=f"{name}@{queue}")
 
 
-def stop(worker: subprocess.Popen) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-
-
-def test_two_workers_bill_every_account_exactly_once(make_tariff, make_account, settings):
+def test_two_workers_bill_every_account_exactly_once(make_tariff, make_account, settings, tmp_path):
     """30 accounts in chunks of 3 (10 chunks); the run is started twice at once, so the same
     chunks are handed out twice and both workers race for them. Each account gets one invoice
     of 372 kWh at 0.20 = 74.40, the tally completes the run, and both workers billed chunks."""
@@ -81,7 +51,7 @@ def test_two_workers_bill_every_account_exactly_once(make_tariff, make_account, 
         write_readings(meter, utc(2024, 12, 31), 24 * 33, wh0=0, per_hour=500)
         accounts.append(account)
     queue = f"billing-test-{uuid.uuid4().hex[:12]}"
-    workers = [start_worker(f"w{i}", queue) for i in (1, 2)]
+    workers = [start_worker(f"w{i}", queue, tmp_path / f"w{i}.log") for i in (1, 2)]
     app.conf.task_always_eager = False
     try:
         first = services.start_billing_run(JAN, by="test", queue=queue)
@@ -104,7 +74,7 @@ def test_two_workers_bill_every_account_exactly_once(make_tariff, make_account, 
     finally:
         app.conf.task_always_eager = True
         for worker in workers:
-            stop(worker)
+            worker.stop()
     assert progress.status == RunStatus.COMPLETED, progress
     assert (progress.chunks_done, progress.accounts_done, progress.percent) == (10, ACCOUNTS, 100)
     per_account = dict(

@@ -85,7 +85,7 @@ class PortalProcess:
 
 
 class WorkerProcess:
-    """A Celery worker consuming the given queues."""
+    """A Celery worker consuming the given queues (`name`: its node name, `name@host`)."""
 
     def __init__(
         self,
@@ -95,12 +95,15 @@ class WorkerProcess:
         *,
         pool: str = "threads",
         concurrency: int = 4,
+        name: str | None = None,
     ) -> None:
         cmd = [
             sys.executable, "-m", "celery", "-A", "utility", "worker", "-Q", queues,
             f"--pool={pool}", f"--concurrency={concurrency}", "--without-gossip",
             "--without-mingle", "--loglevel=WARNING",
         ]  # fmt: skip
+        if name:  # several workers on one host need names of their own to be told apart
+            cmd += ["-n", name]
         self._out = open(log, "ab")  # noqa: SIM115 - open for the process's lifetime
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT
