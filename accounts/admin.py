@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from utility.readonly_admin import ReadOnlyModelAdmin
 
-from .customer_services import process_deletion_request
+from .customers.services import process_deletion_request
 from .models import AccountDeletionRequest, User
 
 

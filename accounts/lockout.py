@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 
-from django.conf import settings
 from django.core.cache import cache
+
+from accounts.conf import setting
 
 
 def _keys(email: str, address: str | None) -> list[str]:
@@ -19,7 +20,7 @@ def _keys(email: str, address: str | None) -> list[str]:
 
 
 def staff_login_locked(email: str, address: str | None) -> bool:
-    limit_account, limit_ip, _ = settings.STAFF_LOGIN_LOCKOUT
+    limit_account, limit_ip, _ = setting("STAFF_LOGIN_LOCKOUT")
     keys = _keys(email, address)
     counts = cache.get_many(keys)
     account = counts.get(keys[0], 0)
@@ -28,7 +29,7 @@ def staff_login_locked(email: str, address: str | None) -> bool:
 
 
 def note_staff_login_failure(email: str, address: str | None) -> None:
-    _, _, window = settings.STAFF_LOGIN_LOCKOUT
+    _, _, window = setting("STAFF_LOGIN_LOCKOUT")
     for key in _keys(email, address):
         if cache.add(key, 1, timeout=window):
             continue

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import mail_admins
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.conf import setting
 from utility.pg import advisory_xact_lock
 
 from .models import AuditEvent, Outcome
@@ -37,7 +37,7 @@ class CapExceeded(Exception):
 
 
 def _over_cap(action: str, requested: int) -> CapExceeded | None:
-    cap = settings.ANOMALY_CAPS.get(action)
+    cap = setting("ANOMALY_CAPS").get(action)
     if cap is None:
         return None
     limit, window = cap

@@ -64,10 +64,10 @@ def forms(client) -> dict[str, dict[str, Branch]]:
     from django.utils import timezone
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from accounts.customer_testing import CUSTOMER_PASSWORD, make_customer
     from accounts.models import MeterOccupancy
     from accounts.services import create_staff_user
     from devices.models import Meter
+    from testing.customers import CUSTOMER_PASSWORD, make_customer
 
     meter = Meter.objects.create(number="BENCHMETER000000000000001")
     customer = make_customer("known@example.com")

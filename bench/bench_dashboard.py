@@ -47,8 +47,8 @@ def recreate_database(drop_only: bool = False) -> None:
 def fill(meters: int) -> tuple[str, object]:
     """`meters` meters with two years of hourly data each would be 3.5 M rows; the others get a
     month (what matters is that the table and its partitions are not the meter's alone)."""
-    from accounts.customer_testing import make_customer
     from devices.models import Meter
+    from testing.customers import make_customer
 
     objs = Meter.objects.bulk_create([Meter(number=f"BENCHMETER{n:015d}") for n in range(meters)])
     target = objs[0]

@@ -26,7 +26,7 @@ DB_NAME = "bench_import"
 
 
 def manifest(rows: int, offset: int) -> bytes:
-    from devices.tests.conftest import luhn_iccid
+    from testing.devices import luhn_iccid
 
     lines = ["meter_number,msisdn,iccid,manufacturer,model,batch"]
     for i in range(offset, offset + rows):

@@ -76,9 +76,9 @@ def provision(meters: int) -> list[tuple[str, object]]:
 
     from devices.models import Meter, Sim
     from devices.services import issue_bundle, key_used
-    from devices.tests.conftest import luhn_iccid
     from meteragent.bundle import parse_bundle
     from meteragent.protocol import derive_keys
+    from testing.devices import luhn_iccid
 
     call_command("migrate", verbosity=0)
     fleet = []

@@ -58,9 +58,9 @@ def prepare(meters: int, customers: int, others_days: int) -> list[dict[str, str
     from django.test import Client
     from django.utils import timezone
 
-    from accounts.customer_testing import make_customer
+    from accounts.customers.portal.tokens import create_personal_token
     from devices.models import Meter
-    from readings.token_services import create_personal_token
+    from testing.customers import make_customer
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", "--noinput", verbosity=0)  # hashed names, as deployed

@@ -159,7 +159,7 @@ def verified_client():
     from django.test import Client
 
     from accounts.services import create_staff_user
-    from accounts.testing import STAFF_PASSWORD, totp_now
+    from testing.staff import STAFF_PASSWORD, totp_now
 
     user, device = create_staff_user(
         email="bench@example.org",
@@ -183,7 +183,7 @@ def run(rounds: int) -> None:
     from django.utils import timezone
 
     from operations.models import DailyReadRate
-    from operations.services import count_read_rates
+    from operations.runs import count_read_rates
 
     client = verified_client()
     start = time.perf_counter()

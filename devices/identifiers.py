@@ -6,7 +6,6 @@ import re
 
 from django.core.exceptions import ValidationError
 
-METER_NUMBER_LENGTH = 25
 _METER_NUMBER = re.compile(r"[A-Z0-9]{25}")
 _MSISDN = re.compile(r"\+[1-9][0-9]{6,14}")
 _ICCID = re.compile(r"89[0-9]{17,18}")

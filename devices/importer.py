@@ -23,7 +23,6 @@ from .identifiers import (
 from .models import Meter, Sim
 
 REQUIRED_COLUMNS = ("meter_number", "msisdn", "iccid")
-OPTIONAL_COLUMNS = ("manufacturer", "model", "batch")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 MAX_TEXT = 80

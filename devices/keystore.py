@@ -3,8 +3,9 @@
 The KEK is an X25519 key pair used with HPKE (RFC 9180, from `cryptography`). Wrapping needs
 only the public half, so the web front end — which generates keys and provisioning bundles —
 never holds anything that can unwrap them. Unwrapping needs the private half, which only the
-ingest workers (webhook and SMS queue) are given. An HSM or KMS takes this class's place by
-implementing `KeyStore` and naming the class in `DEVICE_KEYSTORE`.
+sms workers (the "sms" queue) are given; the webhook stores messages raw and holds none. An
+HSM or KMS takes this class's place by implementing `KeyStore` and naming the class in
+`DEVICE_KEYSTORE`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+
+from devices.conf import setting
 
 ROOT_KEY_BYTES = 32
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
@@ -82,10 +85,6 @@ class HpkeKeyStore:
         privates = [_b64(p) for p in settings.DEVICE_KEK_PRIVATE_KEYS if p.strip()]
         return cls(_b64(public), privates)
 
-    @property
-    def can_unwrap(self) -> bool:
-        return bool(self._private)
-
     def wrap(self, key: bytes, *, context: bytes) -> bytes:
         return _SUITE.encrypt(key, self._public, info=b"meter-root-key/v1|" + context)
 
@@ -101,15 +100,7 @@ class HpkeKeyStore:
 
 @cache
 def get_keystore() -> KeyStore:
-    return import_string(settings.DEVICE_KEYSTORE).from_settings()
-
-
-def reset_keystore() -> None:
-    """Forget the configured key store and every key unwrapped with it (settings changed)."""
-    from .selectors import _session_keys
-
-    get_keystore.cache_clear()
-    _session_keys.cache_clear()
+    return import_string(setting("DEVICE_KEYSTORE")).from_settings()
 
 
 def generate_kek() -> tuple[str, str, str]:

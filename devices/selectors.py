@@ -33,6 +33,12 @@ def _session_keys(wrapped: bytes, meter_number: str, key_id: int, kek_id: str) -
     return derive_keys(root, key_id)
 
 
+def reset_keystore() -> None:
+    """Forget the configured key store and every key unwrapped with it (settings changed)."""
+    get_keystore.cache_clear()
+    _session_keys.cache_clear()
+
+
 def usable_keys(meter: Meter) -> QuerySet[MeterKey]:
     """Keys an uplink frame may be sealed under: the active key and a pending successor."""
     return meter.keys.filter(state__in=(KeyState.ACTIVE, KeyState.PENDING))

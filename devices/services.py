@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.caps import capped
 from audit.models import Outcome
 from audit.services import record
+from devices.conf import setting
 from meteragent.bundle import Bundle
 from meteragent.protocol import RekeyAccept, RekeyInit, ServerRekey
 
@@ -92,7 +93,7 @@ def issue_bundle(meter: Meter, *, by: Actor, now: datetime | None = None) -> byt
 def _release_key() -> bytes | None:
     import base64
 
-    value = settings.METER_RELEASE_PUBLIC_KEY
+    value = setting("METER_RELEASE_PUBLIC_KEY")
     return base64.b64decode(value) if value else None
 
 

@@ -23,7 +23,6 @@ from django.db import connection
 
 from devices.models import Meter, Sim
 from devices.services import issue_bundle
-from devices.tests.conftest import luhn_iccid
 from e2e.harness.kannel import INSTALL_HINT, KannelGateway, free_ports, kannel_installed
 from e2e.harness.network import OperatorNetwork
 from e2e.harness.portal import (
@@ -46,6 +45,7 @@ from meteragent.store import Store
 from meteragent.transport import ModemTransport
 from readings.models import Reading
 from smsgateway.models import InboundMessage, OutboundMessage
+from testing.devices import luhn_iccid
 
 pytestmark = [pytest.mark.kannel, pytest.mark.postgres, pytest.mark.redis]
 

@@ -90,7 +90,7 @@ def chart_days(*, now: datetime, days: int = CHART_DAYS) -> list[date]:
 
 def read_rates(*, now: datetime, days: int = CHART_DAYS) -> list[DailyReadRate]:
     """The stored read success rate of the last `days` complete UTC days (counted by
-    services.count_read_rates, hourly from beat)."""
+    runs.count_read_rates, hourly from beat)."""
     return list(DailyReadRate.objects.filter(day__in=chart_days(now=now, days=days)))
 
 

@@ -14,7 +14,7 @@ from accounts.decorators import staff_required
 from accounts.roles import ROLES
 from fraud.models import Severity
 
-from . import selectors, services
+from . import runs, selectors, services
 from .models import RunKind, StaffRun
 from .stuck import stuck_items
 
@@ -25,7 +25,7 @@ VIEW_PERMISSION = {RunKind.BILLING: "billing.view_billingrun", RunKind.SCAN: "fr
 
 def _fleet(now) -> dict:
     by_status, silent_count = selectors.meter_counts(now=now)
-    services.count_read_rates(now=now)  # nothing to do once beat has counted the days
+    runs.count_read_rates(now=now)  # nothing to do once beat has counted the days
     return {
         "by_status": by_status,
         "read_rates": selectors.read_rates(now=now),

@@ -15,11 +15,11 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 
 from audit.models import Outcome
 from audit.services import record
+from readings.conf import setting
 
 from .daily import DaySummary, fold_late
 from .models import DailyReading, RetentionAction, RetentionStep
@@ -96,9 +96,9 @@ class Policy:
     @classmethod
     def from_settings(cls) -> Policy:
         return cls(
-            hourly_days=settings.READINGS_HOURLY_RETENTION_DAYS,
-            billing_window_days=settings.READINGS_BILLING_WINDOW_DAYS,
-            dispute_window_days=settings.READINGS_DISPUTE_WINDOW_DAYS,
+            hourly_days=setting("READINGS_HOURLY_RETENTION_DAYS"),
+            billing_window_days=setting("READINGS_BILLING_WINDOW_DAYS"),
+            dispute_window_days=setting("READINGS_DISPUTE_WINDOW_DAYS"),
         )
 
     @property

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import connection
 
+from accounts.models import MeterOccupancy
 from devices.models import Meter
 
 from .daily import DaySummary, fold_late
@@ -46,8 +47,6 @@ def _from_occupancy(occupancy) -> Access:
 
 def customer_meters(user) -> list[Access]:
     """The meters a customer has occupied: their latest occupancy of each, open ones first."""
-    from accounts.models import MeterOccupancy
-
     latest: dict[int, Access] = {}
     for occupancy in (
         MeterOccupancy.objects.filter(user=user).select_related("meter").order_by("-start")
@@ -59,8 +58,6 @@ def customer_meters(user) -> list[Access]:
 def customer_access(user, meter_number: str) -> Access | None:
     """The customer's latest occupancy of the meter, or None (also for meters that do not
     exist, so the caller answers 404 either way)."""
-    from accounts.models import MeterOccupancy
-
     if not getattr(user, "is_authenticated", False) or not user.pk:
         return None
     occupancy = (
@@ -75,8 +72,6 @@ def customer_access(user, meter_number: str) -> Access | None:
 def consent_access(token, *, now: datetime) -> Access | None:
     """What a third party's consent token opens: its meter, from `data_from`, inside the
     granting customer's occupancy, until the consent expires or is revoked."""
-    from accounts.models import MeterOccupancy
-
     if token.kind != TokenKind.CONSENT or not token.is_valid(now):
         return None
     occupancy = (

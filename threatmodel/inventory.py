@@ -15,6 +15,9 @@ from django.conf import settings
 from django.core.management import get_commands
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from meteragent.config import Config
+from utility.celery import app as project_celery_app
+
 ROOT = Path(__file__).resolve().parent.parent
 URLCONFS = ("utility.urls", "utility.urls_ingest")
 ADMIN_NAMESPACE = "admin"
@@ -46,7 +49,7 @@ def routes(urlconfs: Iterable[str] = URLCONFS) -> set[str]:
 
 def tasks(celery_app=None) -> set[str]:
     if celery_app is None:
-        from utility.celery import app as celery_app
+        celery_app = project_celery_app
     celery_app.loader.import_default_modules()
     return {name for name in celery_app.tasks if not name.startswith("celery.")}
 
@@ -71,8 +74,6 @@ def commands(command_apps: dict[str, str] | None = None) -> set[str]:
 
 def stores(models: Iterable[type] | None = None) -> set[str]:
     """Every database table (by model label) and every file the meter agent keeps."""
-    from meteragent.config import Config
-
     models = django_apps.get_models() if models is None else models
     found = {model._meta.label for model in models}
     paths = {

@@ -39,15 +39,15 @@ NO_INLINE = (
 )
 COOKIES = "utility/tests/test_security_headers.py::test_production_cookie_and_transport_settings"
 DEPLOY = "utility/tests/test_settings.py::test_deploy_check_is_clean_under_production_settings"
-BAD_PARAMS = "readings/tests/test_portal_usage.py::test_bad_parameters_are_a_clear_400"
+BAD_PARAMS = "accounts/customers/tests/test_portal_usage.py::test_bad_parameters_are_a_clear_400"
 HOSTILE_IMPORT = "devices/tests/test_import.py::test_hostile_or_broken_files_get_a_clear_reason"
-ACCESS_MATRIX = "readings/tests/test_api_access.py::test_access_matrix"
+ACCESS_MATRIX = "accounts/customers/tests/test_api_access.py::test_access_matrix"
 ROLES = "accounts/tests/test_roles.py::test_migrate_creates_every_role_with_exactly_its_permissions"
 ROLE_DRIFT = "accounts/tests/test_roles.py::test_sync_removes_a_permission_granted_by_hand"
 PASSWORD_ALONE = "accounts/tests/test_staff_2fa.py::test_password_alone_never_opens_a_staff_url"
 STAFF_LOCKOUT = "accounts/tests/test_staff_2fa.py::test_password_guessing_locks_the_account_out"
 CUSTOMER_LOCKOUT = (
-    "accounts/tests/test_customer_signup.py::test_login_lockout_after_failures_is_audited"
+    "accounts/customers/tests/test_customer_signup.py::test_login_lockout_after_failures_is_audited"
 )
 GATEWAY_SECRET = "smsgateway/tests/test_rejections.py::test_the_gateway_must_know_the_secret"
 GATEWAY_ADDRESS = (
@@ -80,7 +80,11 @@ SCRIPT_INJECTION = Control(
     "S10",
     "IC16",
     "auto-escaping templates, a CSP without unsafe-inline, CSV cells that cannot start a formula",
-    (CSP, NO_INLINE, "readings/tests/test_portal_usage.py::test_csv_cells_cannot_start_a_formula"),
+    (
+        CSP,
+        NO_INLINE,
+        "accounts/customers/tests/test_portal_usage.py::test_csv_cells_cannot_start_a_formula",
+    ),
 )
 BOUNDS = Control(
     "S3, S9",
@@ -145,7 +149,7 @@ FLOODING = Control(
     (
         OVERSIZED_BODY,
         DEVICE_CAPS,
-        "accounts/tests/test_customer_signup.py::test_signup_rate_limited_per_meter_number",
+        "accounts/customers/tests/test_customer_signup.py::test_signup_rate_limited_per_meter_number",
         "smsgateway/tests/test_outbox.py::test_a_meter_gets_no_more_than_its_daily_cap",
     ),
 )
@@ -246,7 +250,7 @@ RESPONSES: dict[str, Response] = {
         "no test API is served; the API and its schema answer only with a valid token",
         (
             ACCESS_MATRIX,
-            "readings/tests/test_api_access.py::test_openapi_schema_is_served_and_lists_the_endpoints",
+            "accounts/customers/tests/test_api_access.py::test_openapi_schema_is_served_and_lists_the_endpoints",
         ),
     ),
     "SC05": Control(
@@ -378,9 +382,9 @@ RESPONSES: dict[str, Response] = {
         "IC15, IC16",
         "no enumeration, rate limits, lockout, fleet-wide caps",
         (
-            "accounts/tests/test_customer_signup.py::test_signup_does_not_reveal_email_or_meter",
+            "accounts/customers/tests/test_customer_signup.py::test_signup_does_not_reveal_email_or_meter",
             CUSTOMER_LOCKOUT,
-            "accounts/tests/test_customer_signup.py::test_signups_fleet_wide_are_capped",
+            "accounts/customers/tests/test_customer_signup.py::test_signups_fleet_wide_are_capped",
         ),
     ),
     "WEB02": Control(
@@ -388,7 +392,7 @@ RESPONSES: dict[str, Response] = {
         "IC16",
         "a one-time code shown on the meter's display is needed besides the sticker number",
         (
-            "accounts/tests/test_customer_claim.py::test_the_sticker_number_and_someone_elses_code_do_not_open_a_meter",
+            "accounts/customers/tests/test_customer_claim.py::test_the_sticker_number_and_someone_elses_code_do_not_open_a_meter",
         ),
     ),
     "WEB03": Control(
@@ -413,9 +417,9 @@ RESPONSES: dict[str, Response] = {
         "IC16",
         "consent is one meter, at most 13 months back, expiring, revocable, and ends with the granting customer's occupancy",
         (
-            "readings/tests/test_api_access.py::test_consent_limits_months_and_expires",
-            "readings/tests/test_api_access.py::test_consent_ends_with_the_granting_customers_occupancy",
-            "readings/tests/test_api_access.py::test_personal_token_revocation_and_garbage_tokens",
+            "accounts/customers/tests/test_api_access.py::test_consent_limits_months_and_expires",
+            "accounts/customers/tests/test_api_access.py::test_consent_ends_with_the_granting_customers_occupancy",
+            "accounts/customers/tests/test_api_access.py::test_personal_token_revocation_and_garbage_tokens",
         ),
     ),
     "BIL01": Control(
@@ -456,7 +460,7 @@ RESPONSES: dict[str, Response] = {
         "readings only within the reader's own occupancy or consent; past the windows only daily totals remain",
         (
             ACCESS_MATRIX,
-            "readings/tests/test_portal_usage.py::test_usage_before_the_occupancy_is_not_shown",
+            "accounts/customers/tests/test_portal_usage.py::test_usage_before_the_occupancy_is_not_shown",
             RETENTION_SUMS,
         ),
     ),
@@ -475,7 +479,7 @@ RESPONSES: dict[str, Response] = {
         "the portal shows the retention policy and each retention step that reached the customer's data, and every consent granted",
         (
             RETENTION_SHOWN,
-            "readings/tests/test_api_access.py::test_consent_granted_in_the_portal_works_until_revoked",
+            "accounts/customers/tests/test_api_access.py::test_consent_granted_in_the_portal_works_until_revoked",
         ),
     ),
     "LDN05": Control(
@@ -489,8 +493,8 @@ RESPONSES: dict[str, Response] = {
         "IC16",
         "access ends with the occupancy; a move-in starts a new one",
         (
-            "accounts/tests/test_customer_claim.py::test_move_in_ends_the_previous_occupants_access",
-            "readings/tests/test_api_access.py::test_consent_ends_with_the_granting_customers_occupancy",
+            "accounts/customers/tests/test_customer_claim.py::test_move_in_ends_the_previous_occupants_access",
+            "accounts/customers/tests/test_api_access.py::test_consent_ends_with_the_granting_customers_occupancy",
         ),
     ),
 }

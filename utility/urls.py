@@ -11,6 +11,7 @@ urlpatterns = [
     path("staff/", include("fraud.urls")),
     path("sms/", include("smsgateway.urls")),
     path("", include("billing.urls")),
-    path("accounts/", include("accounts.customer_urls")),
+    path("accounts/", include("accounts.customers.urls")),
+    path("", include("accounts.customers.portal.urls")),
     path("", include("readings.urls")),
 ]

@@ -17,12 +17,16 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.customer_testing import CUSTOMER_PASSWORD, clear_customer_limits, make_customer
-from accounts.testing import STAFF_PASSWORD, CountingArgon2Hasher, totp_now
-from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
-from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
+from accounts.models import MeterOccupancy
+from devices.models import Meter
+from testing.customers import CUSTOMER_PASSWORD, clear_customer_limits, make_customer
+from testing.staff import STAFF_PASSWORD, CountingArgon2Hasher, totp_now
+from utility.celery import app
 
 TABLE = re.compile(r'(?:FROM|UPDATE|INTO|JOIN)\s+"?(\w+)"?', re.IGNORECASE)
+
+# The meters made here get keys under a KEK of each test's own.
+pytestmark = pytest.mark.usefixtures("kek")
 
 
 @dataclass
@@ -64,7 +68,7 @@ def work_done():
 
 @pytest.fixture(autouse=True)
 def _counting_hasher(settings):
-    settings.PASSWORD_HASHERS = ["accounts.testing.CountingArgon2Hasher"]
+    settings.PASSWORD_HASHERS = ["testing.staff.CountingArgon2Hasher"]
     clear_customer_limits()
     yield
     clear_customer_limits()
@@ -158,11 +162,8 @@ def test_every_customer_login_failure_does_the_same_work(client, make_staff):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_password_reset_does_the_same_work(client, test_meter):  # noqa: F811
+def test_every_password_reset_does_the_same_work(client, test_meter):
     from django.utils import timezone
-
-    from accounts.models import MeterOccupancy
-    from devices.models import Meter
 
     meter = Meter.objects.get(pk=test_meter().meter.pk)
     user = make_customer("known@example.com")
@@ -197,8 +198,6 @@ def test_every_password_reset_does_the_same_work(client, test_meter):  # noqa: F
 @pytest.fixture
 def tasks_queued_not_run():
     """Tasks go to the broker (Redis) as from a web worker, instead of running in the test."""
-    from utility.celery import app
-
     if not app.conf.broker_url.startswith("redis"):
         message = "needs the Redis broker (set REDIS_URL)"
         if os.environ.get("CI") == "true":

@@ -4,8 +4,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.roles import SECURITY_ADMIN, SUPPORT
-from accounts.testing import STAFF_PASSWORD, totp_now
 from audit.models import AuditEvent
+from testing.staff import STAFF_PASSWORD, totp_now
 
 
 def _staff_urls() -> list[str]:

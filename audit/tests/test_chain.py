@@ -4,6 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from audit import chain
 from audit.models import AuditEvent, Outcome
 from audit.services import record
 from audit.verify import verify_chain
@@ -73,7 +74,6 @@ def test_removing_the_newest_records_is_detected():
 def test_a_rewritten_chain_without_the_key_is_detected(settings):
     _write(3)
     # An intruder recomputes record 2 with a key of their own choosing.
-    from audit import chain
 
     event = AuditEvent.objects.get(seq=2)
     event.target = "forged"

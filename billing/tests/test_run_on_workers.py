@@ -17,8 +17,8 @@ from audit.models import AuditEvent
 from billing import selectors, services
 from billing.models import BillingRun, Invoice, InvoiceKind, RunStatus, TariffKind
 from e2e.harness.portal import WorkerProcess
+from testing.processes import current_database_url
 from utility.celery import app
-from utility.testing import current_database_url
 
 from .conftest import utc, write_readings
 

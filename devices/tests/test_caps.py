@@ -5,12 +5,12 @@ import pytest
 from audit.caps import CapExceeded
 from audit.models import AuditEvent, Outcome
 from audit.services import record
-from audit.testing import (
+from devices.models import KeyRotation, MeterStatus
+from devices.services import issue_bundle, schedule_rotations, suspend_meters
+from testing.audit_locks import (
     run_while_a_concurrent_request_holds_the_cap,
     run_with_the_audit_chain_held,
 )
-from devices.models import KeyRotation, MeterStatus
-from devices.services import issue_bundle, schedule_rotations, suspend_meters
 
 
 @pytest.mark.django_db

@@ -9,8 +9,7 @@ from devices.identifiers import (
     validate_meter_number,
     validate_msisdn,
 )
-
-from .conftest import luhn_iccid
+from testing.devices import luhn_iccid
 
 
 def test_meter_number_is_normalised_from_what_people_type():

@@ -10,8 +10,7 @@ from accounts.roles import PROVISIONING
 from audit.models import AuditEvent
 from devices.importer import import_manifest
 from devices.models import Meter, Sim
-
-from .conftest import luhn_iccid
+from testing.devices import luhn_iccid
 
 HEADER = "meter_number,msisdn,iccid,manufacturer,model,batch\n"
 

@@ -11,10 +11,9 @@ from devices.keystore import (
     KeyStoreError,
     KeyStoreLocked,
     generate_kek,
-    reset_keystore,
 )
 from devices.models import MeterKey
-from devices.selectors import key_context, session_keys
+from devices.selectors import key_context, reset_keystore, session_keys
 from devices.services import issue_bundle
 from meteragent.bundle import parse_bundle
 from meteragent.protocol import derive_keys

@@ -9,10 +9,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from accounts.roles import PROVISIONING, SECURITY_ADMIN
-from accounts.testing import STAFF_PASSWORD, totp_now
 from devices.admin import RACED_SAVE
 from devices.models import KeyRotation, Meter, Premises, Sim
-from utility.testing import all_at_once
+from testing.processes import all_at_once
+from testing.staff import STAFF_PASSWORD, totp_now
 
 from .test_import import manifest
 

@@ -16,17 +16,18 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from accounts.customer_testing import (
+from testing.customers import (
     CUSTOMER_PASSWORD,
     clear_customer_limits,
     display_code,
     heard_from,
     links_in_mail,
 )
-from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
-from smsgateway.tests.conftest import post_sms, test_meter  # noqa: F401
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+# The meters made here get keys under a KEK of each test's own.
+pytestmark = pytest.mark.usefixtures("kek")
 
 
 def shot(page, name: str) -> None:
@@ -62,9 +63,10 @@ def test_signup_confirm_claim_password_login_dashboard(
     browser_page,
     live_server,
     settings,
-    test_meter,  # noqa: F811
-    post_sms,  # noqa: F811
+    test_meter,
+    post_sms,
 ):
+
     settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
     # The live server serves static files by name from the finders, not hashed from a manifest.
     settings.STORAGES = {

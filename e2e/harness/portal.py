@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from utility.testing import current_database_url
+from testing.processes import current_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

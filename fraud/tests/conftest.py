@@ -12,7 +12,6 @@ from django.contrib.auth.models import Group
 
 from accounts.roles import FIELD_ENGINEER, REVENUE_PROTECTION
 from devices.models import Meter, MeterStatus, Premises
-from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401  (fixtures)
 from fraud.attacks import Attack
 from fraud.simulation import store_series
 from meteragent.export import build_export
@@ -39,6 +38,11 @@ ROLE_PERMISSIONS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_kek(kek):
+    """Meters made here get keys wrapped under a KEK of this test's own."""
+
+
 @pytest.fixture
 def fraud_roles(db):
     """The role groups as accounts/roles.py defines them (synced on migrate); checked here so a
@@ -53,7 +57,7 @@ def fraud_roles(db):
 
 
 @pytest.fixture
-def premises_meter(make_meter):  # noqa: F811
+def premises_meter(make_meter):
     """An active meter installed at a premises, heard from two hours ago."""
     counter = iter(range(1000))
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.customer_testing import make_customer
 from audit.models import AuditEvent
 from fraud.models import Absence
+from testing.customers import make_customer
 
 pytestmark = pytest.mark.django_db
 

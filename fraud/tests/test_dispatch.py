@@ -11,11 +11,6 @@ from django.utils import timezone
 from accounts.roles import FIELD_ENGINEER, REVENUE_PROTECTION
 from audit.models import AuditEvent, Outcome
 from audit.services import record
-from audit.testing import (
-    run_blocked_before_the_audit_chain,
-    run_while_a_concurrent_request_holds_the_cap,
-    run_with_the_audit_chain_held,
-)
 from fraud.models import (
     Absence,
     Case,
@@ -38,6 +33,11 @@ from fraud.services import (
 )
 from readings.models import Reading, ReadingConflict, Source
 from readings.services import datetime_to_hour
+from testing.audit_locks import (
+    run_blocked_before_the_audit_chain,
+    run_while_a_concurrent_request_holds_the_cap,
+    run_with_the_audit_chain_held,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 

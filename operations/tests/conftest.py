@@ -1,2 +1,6 @@
-from billing.tests.conftest import make_account, make_tariff  # noqa: F401  (fixtures)
-from devices.tests.conftest import kek, make_meter  # noqa: F401  (fixtures)
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fresh_kek(kek):
+    """Meters made here get keys wrapped under a KEK of this test's own."""

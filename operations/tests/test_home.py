@@ -13,7 +13,7 @@ from accounts.roles import (
     SUPPORT,
 )
 from devices.models import Meter, MeterStatus
-from operations import selectors, services
+from operations import runs, selectors
 from operations.models import DailyReadRate
 from readings.models import Reading
 
@@ -65,7 +65,7 @@ def test_the_read_success_rate_counts_meters_with_all_24_readings_of_a_day(make_
     _day_of_readings(complete, yesterday, 24)
     _day_of_readings(partial, yesterday, 23)
 
-    services.count_read_rates(now=now, days=3)
+    runs.count_read_rates(now=now, days=3)
     rates = selectors.read_rates(now=now, days=3)
 
     assert [r.day for r in rates] == [yesterday - timedelta(days=n) for n in (2, 1, 0)]
@@ -78,12 +78,12 @@ def test_a_stored_day_is_not_counted_again_but_yesterday_is(make_meter):
     yesterday = now.astimezone(UTC).date() - timedelta(days=1)
     meter = make_meter()
     Meter.objects.update(status=MeterStatus.ACTIVE)
-    assert len(services.count_read_rates(now=now - timedelta(hours=2), days=2)) == 2
+    assert len(runs.count_read_rates(now=now - timedelta(hours=2), days=2)) == 2
     _day_of_readings(meter, yesterday, 24)
     _day_of_readings(meter, yesterday - timedelta(days=1), 24)
 
-    assert services.count_read_rates(now=now, days=2) == [yesterday]
-    assert services.count_read_rates(now=now, days=2) == []  # counted within the hour
+    assert runs.count_read_rates(now=now, days=2) == [yesterday]
+    assert runs.count_read_rates(now=now, days=2) == []  # counted within the hour
     rates = {r.day: r.complete_meters for r in selectors.read_rates(now=now, days=2)}
 
     # Late readings for yesterday count; an older day keeps its stored figure.

@@ -10,9 +10,9 @@ from django.utils import timezone
 from accounts.roles import BILLING, FIELD_ENGINEER, REVENUE_PROTECTION
 from audit.models import AuditEvent, Outcome
 from billing.models import Invoice
-from billing.tests.conftest import write_readings
-from operations import services
+from operations import runs, services
 from operations.models import RunKind, RunStatus, StaffRun
+from testing.billing import write_readings
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_a_failing_run_is_marked_failed_and_audited(make_staff):
         requested_at=timezone.now(),
         parameters={"period_start": "2026-10-30"},
     )
-    run = services.execute_run(queued.pk)
+    run = runs.execute_run(queued.pk)
     assert run.status == RunStatus.FAILED and "not a billing period" in run.message
     finished = AuditEvent.objects.get(action="operations.run_finished")
     assert finished.outcome == Outcome.FAILURE

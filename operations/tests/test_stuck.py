@@ -8,23 +8,15 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.customer_testing import make_customer
 from accounts.models import AccountDeletionRequest
+from accounts.roles import BILLING, FIELD_ENGINEER, REVENUE_PROTECTION, SECURITY_ADMIN
 from billing.models import BillingRun, RunStatus
 from devices.models import Meter, RotationState
 from devices.services import issue_bundle, schedule_rotations, stall_rotation
-from devices.tests.conftest import active_meter, kek, make_meter  # noqa: F401
-from fraud.models import WorkOrder, WorkOrderState
-from fraud.tests.conftest import (  # noqa: F401
-    fraud_roles,
-    premises_meter,
-    registered_key,
-    signing_key,
-)
-from fraud.tests.test_dispatch import open_case, people  # noqa: F401
+from fraud.models import Case, Cause, Severity, WorkOrder, WorkOrderState
 from operations.stuck import stuck_items
 from smsgateway.models import InboundMessage, OutboundMessage, OutboundStatus
-from smsgateway.tests.conftest import test_meter  # noqa: F401
+from testing.customers import make_customer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -37,12 +29,18 @@ def test_nothing_stopped_counts_nothing():
     assert {item.count for item in stuck_items()} == {0}
 
 
-def test_stopped_and_overdue_work_is_counted_with_links(
-    test_meter,  # noqa: F811
-    open_case,  # noqa: F811
-    people,  # noqa: F811
-    make_meter,  # noqa: F811
-):
+def _open_case(meter, *, now) -> Case:
+    return Case.objects.create(
+        meter=meter,
+        cause=Cause.CONSUMPTION_DROP,
+        severity=Severity.HIGH,
+        summary="Use down 80%",
+        opened_at=now,
+        last_detected_at=now,
+    )
+
+
+def test_stopped_and_overdue_work_is_counted_with_links(test_meter, make_meter, make_staff):
     now = timezone.now()
     meter = test_meter()
     [rotation] = schedule_rotations([meter.meter], by="test")
@@ -83,13 +81,14 @@ def test_stopped_and_overdue_work_is_counted_with_links(
         started_at=now - timedelta(hours=5),
         started_by="test",
     )
-    analyst, engineer = people["analyst"][0], people["alice"][0]
+    analyst, _ = make_staff("analyst@example.com", roles=[REVENUE_PROTECTION])
+    engineer, _ = make_staff("alice@example.com", roles=[FIELD_ENGINEER])
     for state, age in [
         (WorkOrderState.AWAITING_APPROVAL, timedelta(days=2)),
         (WorkOrderState.ASSIGNED, timedelta(days=20)),
     ]:
         WorkOrder.objects.create(
-            case=open_case(),
+            case=_open_case(make_meter(), now=now),
             engineer=engineer,
             created_by=analyst,
             state=state,
@@ -128,12 +127,10 @@ def test_stopped_and_overdue_work_is_counted_with_links(
 
 
 def test_the_home_lists_stuck_work_to_the_roles_that_may_act_on_it(
-    test_meter,  # noqa: F811
+    test_meter,
     make_staff,
     verified_client,
 ):
-    from accounts.roles import BILLING, SECURITY_ADMIN
-
     meter = test_meter()
     [rotation] = schedule_rotations([meter.meter], by="test")
     rotation.state = RotationState.INIT_SENT

@@ -16,9 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from accounts.customer_testing import make_customer
 from audit.models import AuditEvent, Outcome
-from devices.tests.conftest import kek, make_meter  # noqa: F401
 from readings.models import DailyReading, Reading, RetentionAction, RetentionStep
 from readings.partitions import (
     ensure_partitions,
@@ -30,8 +28,10 @@ from readings.retention import Policy, RetentionPolicyError, apply_retention
 from readings.selectors import Access, usage
 from readings.services import datetime_to_hour, store_readings
 from readings.tasks import ensure_partitions_task
+from testing.customers import make_customer
 
-pytestmark = pytest.mark.postgres  # partitions and the aggregation are PostgreSQL
+# Partitions and the aggregation are PostgreSQL; the meters get keys under a KEK of their own.
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("kek")]
 
 # Hourly readings are kept 100 days; the windows are 30 + 60 days. On NOW the boundary is
 # 1 March 2025 (the month start at or before 100 days back).
@@ -130,7 +130,7 @@ runs = st.lists(
 )
 @given(first=runs, second=runs, offset=st.integers(0, 24 * 30))
 def test_daily_aggregates_equal_the_hourly_sums_they_replace(
-    make_meter,  # noqa: F811
+    make_meter,
     partitions,
     first,
     second,
@@ -163,7 +163,7 @@ def test_daily_aggregates_equal_the_hourly_sums_they_replace(
 
 
 @pytest.mark.django_db
-def test_nothing_inside_the_windows_is_touched(make_meter, partitions):  # noqa: F811
+def test_nothing_inside_the_windows_is_touched(make_meter, partitions):
     meter = make_meter()
     windows_start = NOW - timedelta(days=POLICY.windows_days)
     history = [
@@ -200,7 +200,7 @@ def test_the_boundary_is_a_month_start_outside_every_window(hourly, billing, dis
 
 @pytest.mark.django_db
 def test_a_policy_reaching_into_the_windows_is_refused_audited_and_changes_nothing(
-    make_meter,  # noqa: F811
+    make_meter,
     partitions,
     settings,
 ):
@@ -223,7 +223,7 @@ def test_a_policy_reaching_into_the_windows_is_refused_audited_and_changes_nothi
 
 
 @pytest.mark.django_db
-def test_old_partitions_are_dropped_and_never_recreated(make_meter, partitions):  # noqa: F811
+def test_old_partitions_are_dropped_and_never_recreated(make_meter, partitions):
     meter = make_meter()
     put(meter, [(START + timedelta(hours=i), 5 * i) for i in range(24 * 50)])  # to 10 March
     january, february, march = (partition_name(date(2025, m, 1)) for m in (1, 2, 3))
@@ -260,7 +260,7 @@ def test_the_partition_task_keeps_dropped_months_dropped(settings, partitions):
 
 
 @pytest.mark.django_db
-def test_each_step_is_audited_and_shown_to_the_customer(make_meter, partitions, client):  # noqa: F811
+def test_each_step_is_audited_and_shown_to_the_customer(make_meter, partitions, client):
     meter = make_meter()
     put(meter, [(START + timedelta(hours=i), 5 * i) for i in range(24 * 50)])
     resident = make_customer("resident@example.com", meter, start=START - timedelta(days=30))
@@ -292,7 +292,7 @@ def test_each_step_is_audited_and_shown_to_the_customer(make_meter, partitions, 
 
 @pytest.mark.django_db
 def test_the_portal_shows_the_same_daily_and_monthly_usage_after_retention(
-    make_meter,  # noqa: F811
+    make_meter,
     partitions,
     client,
 ):
@@ -354,7 +354,7 @@ def assert_same_figures(got: dict, expected: dict) -> None:
 )
 @given(history_runs=runs, data=st.data())
 def test_late_readings_count_as_if_they_had_arrived_on_time(
-    make_meter,  # noqa: F811
+    make_meter,
     partitions,
     history_runs,
     data,
@@ -394,7 +394,7 @@ def test_late_readings_count_as_if_they_had_arrived_on_time(
 
 
 @pytest.mark.django_db
-def test_a_resent_reading_within_an_aggregated_day_changes_nothing(make_meter, partitions):  # noqa: F811
+def test_a_resent_reading_within_an_aggregated_day_changes_nothing(make_meter, partitions):
     meter = make_meter()
     put(meter, [(START + timedelta(hours=i), 10 * i + (500 if i > 30 else 0)) for i in range(72)])
     apply_retention(now=NOW, policy=POLICY)
@@ -419,7 +419,7 @@ def export(client, meter) -> list[list[str]]:
 
 
 @pytest.mark.django_db
-def test_the_export_covers_daily_totals_and_late_readings(make_meter, partitions, client):  # noqa: F811
+def test_the_export_covers_daily_totals_and_late_readings(make_meter, partitions, client):
     meter = make_meter()
     history = history_from(
         [(1, 120, 300), (5, 600, 1), (1, -50, 1), (1, 90, 500), (1, 10, 400)], START
@@ -452,6 +452,6 @@ def test_the_export_covers_daily_totals_and_late_readings(make_meter, partitions
 
 
 @pytest.mark.django_db
-def test_the_customer_navigation_links_the_retention_page(make_meter, client):  # noqa: F811
+def test_the_customer_navigation_links_the_retention_page(make_meter, client):
     client.force_login(make_customer("resident@example.com", make_meter(), start=START))
     assert 'href="/portal/retention/"' in client.get("/accounts/settings/").content.decode()

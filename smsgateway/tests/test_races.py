@@ -8,7 +8,7 @@ from django.test import Client
 
 from readings.models import Reading
 from smsgateway.models import InboundMessage, OutboundMessage
-from utility.testing import all_at_once
+from testing.processes import all_at_once
 
 from .conftest import hours_back
 

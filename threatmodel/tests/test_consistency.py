@@ -9,7 +9,7 @@ from django.db import models
 from django.test.utils import isolate_apps
 from django.urls import include, path
 
-from threatmodel import inventory
+from threatmodel import inventory, surface
 from threatmodel.consistency import surface_problems
 from threatmodel.model import build
 from utility.celery import app as celery_app
@@ -115,8 +115,6 @@ def test_a_name_the_code_no_longer_has_fails_naming_it(model, code):
 
 
 def test_every_named_thing_maps_to_an_element_of_the_model(model, code, monkeypatch):
-    from threatmodel import surface
-
     monkeypatch.setitem(surface.QUEUES, "sms", "SMS worker")
 
     assert surface_problems(code, model) == [

@@ -10,14 +10,14 @@ from django.conf import settings
 
 from audit.models import AuditEvent
 from audit.tasks import verify_chain_task
+from testing.processes import current_database_url
 from utility.celery import app
-from utility.testing import current_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_routes_and_beat_schedule_are_in_code():
-    assert app.conf.task_routes["smsgateway.*"] == {"queue": "sms"}
+    assert app.conf.task_routes["smsgateway.process_inbound"] == {"queue": "sms"}
     assert app.conf.beat_schedule["verify-audit-chain"]["task"] == "audit.verify_chain"
     assert "audit.verify_chain" in app.tasks
 

@@ -8,6 +8,8 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from testing.customers import make_customer
+
 # Not browser forms: the gateway authenticates by shared secret and address (S9); the API
 # accepts only GET and answers anything else before a session could matter.
 CSRF_EXEMPT = re.compile(r"^/(sms/|api/)")
@@ -55,8 +57,6 @@ def test_a_signed_in_post_without_the_csrf_token_is_refused(
 ):
     """Signed in as whoever the URL is for (a superuser with the second factor, or a
     customer), so nothing but the missing token stands between the POST and the view."""
-    from accounts.customer_testing import make_customer
-
     # A cheap hasher: the sweep signs in once per URL, and the hash is not what it tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if url.startswith(STAFF_PREFIXES):

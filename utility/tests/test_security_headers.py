@@ -1,5 +1,7 @@
 import pytest
 
+from testing.customers import CUSTOMER_PASSWORD, make_customer
+
 
 @pytest.mark.django_db
 def test_pages_carry_a_strict_content_security_policy(client):
@@ -34,8 +36,6 @@ def test_production_cookie_and_transport_settings(settings):
 
 @pytest.mark.django_db
 def test_every_cookie_is_host_bound_including_flash_messages(client):
-    from accounts.customer_testing import CUSTOMER_PASSWORD, make_customer
-
     make_customer("cookie@example.com")
     page = client.get("/accounts/login/")
     # allauth flashes "signed in" into the messages cookie on the redirect after login.

@@ -6,7 +6,7 @@ from devices.keystore import generate_kek
 class Command(BaseCommand):
     help = (
         "Create a new key-encryption key for meter root keys. Give the public half to every "
-        "process (DEVICE_KEK_PUBLIC_KEY), the private half only to the ingest workers "
+        "process (DEVICE_KEK_PUBLIC_KEY), the private half only to the sms workers "
         "(DEVICE_KEK_PRIVATE_KEYS). Nothing is stored by this command."
     )
 

@@ -1,0 +1,21 @@
+"""Defaults of the readings app's settings; `utility/settings.py` overrides them from the
+environment. Read them through `setting(name)`, so a project setting wins over the default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+# Retention of hourly readings (privacy; readings/retention.py, docs/customers.md). Hourly
+# readings older than READINGS_HOURLY_RETENTION_DAYS (rounded back to a month start) become
+# daily totals and are deleted; the job refuses an age inside the billing window (the runs,
+# reruns and estimate corrections) plus the dispute window after an invoice.
+READINGS_BILLING_WINDOW_DAYS = 62
+READINGS_DISPUTE_WINDOW_DAYS = 365
+READINGS_HOURLY_RETENTION_DAYS = 760
+
+
+def setting(name: str) -> Any:
+    """The project's setting `name`, or this app's default for it."""
+    return getattr(settings, name, globals()[name])
