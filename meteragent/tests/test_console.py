@@ -16,7 +16,7 @@ from meteragent.console import Action, main
 from meteragent.export import verify_export
 from meteragent.keyfile import load_keys, public_bytes
 from meteragent.store import Store, open_store
-from meteragent.testing import DAMAGE, fill_store
+from meteragent.tests.support import DAMAGE, fill_store
 
 METER = "MTR0000000000000000000042"
 RELEASE = Ed25519PrivateKey.generate()

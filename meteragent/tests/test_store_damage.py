@@ -33,7 +33,15 @@ from meteragent.store import (
     damaged_copies,
     open_store,
 )
-from meteragent.testing import DAMAGE, KEY_ID, ROOT, T0, RecordingNetwork, fill_store, make_agent
+from meteragent.tests.support import (
+    DAMAGE,
+    KEY_ID,
+    ROOT,
+    T0,
+    RecordingNetwork,
+    fill_store,
+    make_agent,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from meteragent.agent import Agent
 from meteragent.clock import FakeClock
 from meteragent.store import Store
-from meteragent.testing import KEY_ID, T0, RecordingNetwork, make_agent
+from meteragent.tests.support import KEY_ID, T0, RecordingNetwork, make_agent
 from meteragent.uplink import ReserveFile, UplinkCounter
 
 Image = dict[str, bytes]

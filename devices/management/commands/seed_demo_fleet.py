@@ -4,13 +4,17 @@ import json
 import secrets
 import string
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.management.commands.seed_demo import DEMO_PASSWORD
+from accounts.models import MeterOccupancy, User
 from devices.identifiers import luhn_check_digit
 from devices.models import Meter, Premises, Sim
 from devices.services import issue_bundle
@@ -109,13 +113,6 @@ class Command(BaseCommand):
 
     def _demo_customer(self, first_hour: int) -> None:
         """A customer who lives at the first demo premises since the history began."""
-        from datetime import UTC, datetime
-
-        from allauth.account.models import EmailAddress
-
-        from accounts.management.commands.seed_demo import DEMO_PASSWORD
-        from accounts.models import MeterOccupancy, User
-
         meter = Meter.objects.filter(premises__reference="DEMO-0001").first()
         if meter is None or User.objects.filter(email=DEMO_CUSTOMER).exists():
             return

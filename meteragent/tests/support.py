@@ -1,4 +1,5 @@
-"""Test helpers shared by the meter agent's tests (no test framework imported here)."""
+"""Test helpers shared by the meter agent's tests (no test framework imported here; inside
+the tests package, so the installed agent does not carry them)."""
 
 from __future__ import annotations
 
