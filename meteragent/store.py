@@ -153,10 +153,6 @@ class VerifyReport:
     def bad_readings(self) -> list[BadRecord]:
         return [b for b in self.bad_records if b.table == "readings"]
 
-    @property
-    def bad_events(self) -> list[BadRecord]:
-        return [b for b in self.bad_records if b.table == "events"]
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);

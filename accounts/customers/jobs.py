@@ -119,9 +119,11 @@ def register_customer(
                 after_claim(open_claim(user, meter_number, now=now))
         except IntegrityError:
             address = None  # the address was taken meanwhile
-        except ValidationError as error:
-            # The model's own uniqueness check saw the address taken meanwhile.
-            if "email" not in getattr(error, "error_dict", {}):
+        except ValidationError:
+            # The model's own uniqueness checks (the field's, or the case-insensitive
+            # constraint's, which can see a commit the field's check just missed) saw the
+            # address taken meanwhile.
+            if not users_with_email(email).exists():
                 raise
             address = None
     if address is None:
