@@ -33,6 +33,7 @@ export STATIC_ROOT="${STATIC_ROOT:-$PWD/var/test-static}"
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/lint-imports
 echo "==> migrations are up to date"
 $PY manage.py makemigrations --check --dry-run
 echo "==> collectstatic"

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import sync_to_async
+from celery import current_app
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
@@ -27,6 +28,8 @@ from .adapters import ADAPTERS, GatewayRejected, GatewayRequest, InboundSms
 from .rawstore import store_raw
 
 logger = logging.getLogger("smsgateway")
+
+PROCESS_INBOUND = "smsgateway.process_inbound"
 
 Answer = tuple[int, str]  # HTTP status, plain-text body
 
@@ -151,10 +154,9 @@ class DrainScheduler:
             connections.close_all()  # this thread's, had an eager drain opened any
 
     def _queue_drain(self) -> None:
-        from .tasks import process_inbound
-
         try:
-            process_inbound.apply_async(retry=False)
+            # By name: the webhook's side never imports the workers' code (which opens keys).
+            current_app.signature(PROCESS_INBOUND).apply_async(retry=False)
         except Exception:  # any broker failure: the sweep is the fallback
             logger.warning("could not queue inbound processing; the sweep will", exc_info=True)
 
