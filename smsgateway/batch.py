@@ -99,32 +99,60 @@ def process_batch(*, limit: int, now: datetime, skip: Collection[int] = ()) -> C
 
 def _process(messages: list[_Waiting], *, now: datetime) -> list[int]:
     msisdns = {m.pk: normalise_msisdn(m.sender) for m in messages}
-    sims = dict(
-        Sim.objects.filter(msisdn__in=set(msisdns.values()), meter__isnull=False).values_list(
-            "msisdn", "meter_id"
+    # Whole columns as arrays, bound on the server: a batch's hundreds of ids cost one
+    # parameter each, not one placeholder each (as Django's IN lists do).
+    with array_cursor() as cursor:
+        # Lock every usable key of these meters, in one order: this serialises the batch with
+        # every other writer of these meters' windows, readings and marks.
+        cursor.execute(
+            f"""SELECT s.msisdn, k.id, k.meter_id, k.key_id, k.state, k.wrapped_key, k.kek_id,
+                       k.uplink_highest, k.uplink_bitmap
+                FROM {Sim._meta.db_table} s
+                JOIN {MeterKey._meta.db_table} k ON k.meter_id = s.meter_id
+                WHERE s.msisdn = ANY(%b) AND k.state = ANY(%b)
+                ORDER BY k.meter_id, k.key_id
+                FOR UPDATE OF k""",  # noqa: S608 - table names come from the models
+            [sorted(set(msisdns.values())), [KeyState.ACTIVE.value, KeyState.PENDING.value]],
         )
-    )
-    meter_ids = sorted(set(sims.values()))
-    # Lock every usable key of these meters, in one order: this serialises the batch with
-    # every other writer of these meters' windows, readings and marks.
-    keys = list(
-        MeterKey.objects.select_for_update()
-        .filter(meter_id__in=meter_ids, state__in=(KeyState.ACTIVE, KeyState.PENDING))
-        .order_by("meter_id", "key_id")
-    )
-    # Read under those locks: another drain may have moved them meanwhile, and a key agreement
-    # completed while we waited may have added a pending key the locking read did not return.
-    slow_meters = set(
-        MeterKey.objects.filter(meter_id__in=meter_ids, state=KeyState.PENDING).values_list(
-            "meter_id", flat=True
+        sims: dict[str, int] = {}
+        keys: list[MeterKey] = []
+        for msisdn, pk, meter_id, key_id, state, wrapped, kek_id, top, bitmap in cursor:
+            sims[msisdn] = meter_id
+            keys.append(
+                MeterKey(
+                    id=pk,
+                    meter_id=meter_id,
+                    key_id=key_id,
+                    state=state,
+                    wrapped_key=wrapped,
+                    kek_id=kek_id,
+                    uplink_highest=top,
+                    uplink_bitmap=bitmap,
+                )
+            )
+        meter_ids = sorted(set(sims.values()))
+        # Read under those locks: another drain may have moved them meanwhile, and a key
+        # agreement completed while we waited may have added a pending key the locking read
+        # did not return.
+        cursor.execute(
+            f"""SELECT m.id, m.number, m.status, m.acked_through_hour, m.last_message_at,
+                       EXISTS (SELECT 1 FROM {MeterKey._meta.db_table} p
+                               WHERE p.meter_id = m.id AND p.state = %b)
+                FROM {Meter._meta.db_table} m WHERE m.id = ANY(%b)""",  # noqa: S608
+            [KeyState.PENDING.value, meter_ids],
         )
-    )
-    meters = {
-        m.pk: m
-        for m in Meter.objects.filter(pk__in=meter_ids).only(
-            "pk", "number", "status", "acked_through_hour", "last_message_at"
-        )
-    }
+        meters: dict[int, Meter] = {}
+        slow_meters: set[int] = set()
+        for pk, number, status, mark, last_heard, pending in cursor:
+            meters[pk] = Meter(
+                id=pk,
+                number=number,
+                status=status,
+                acked_through_hour=mark,
+                last_message_at=last_heard,
+            )
+            if pending:
+                slow_meters.add(pk)
     active: dict[tuple[int, int], MeterKey] = {}
     for key in keys:
         if key.state == KeyState.ACTIVE:

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import Count
 
 from audit.models import Outcome
 from audit.services import record
@@ -113,17 +112,14 @@ def _held(downlink: Downlink) -> None:
 def sent_today(meter_ids: Iterable[int], *, now: datetime) -> Counter[int]:
     """Outbound SMS per meter in the last 24 hours that count towards the daily cap (S12):
     every one but those the cap held back."""
-    return Counter(
-        dict(
-            OutboundMessage.objects.filter(
-                meter_id__in=set(meter_ids), created_at__gte=now - timedelta(days=1)
-            )
-            .exclude(status=OutboundStatus.CAPPED)
-            .values("meter_id")
-            .annotate(n=Count("id"))
-            .values_list("meter_id", "n")
+    with array_cursor() as cursor:
+        cursor.execute(
+            f"""SELECT meter_id, count(*) FROM {OutboundMessage._meta.db_table}
+                WHERE meter_id = ANY(%b) AND created_at >= %b AND status <> %b
+                GROUP BY meter_id""",  # noqa: S608 - the model's table
+            [sorted(set(meter_ids)), now - timedelta(days=1), OutboundStatus.CAPPED.value],
         )
-    )
+        return Counter(dict(cursor.fetchall()))
 
 
 def reserve_downlink_counters(needed: Counter[int]) -> dict[int, list[int]]:
