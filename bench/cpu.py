@@ -13,7 +13,9 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 _ROOT = str(Path(__file__).resolve().parent.parent)
 
 
-def _component(cmdline: str, comm: str, parent: int, database: str | None) -> str | None:
+def _component(pid: int, cmdline: str, comm: str, parent: int, database: str | None) -> str | None:
+    if pid == os.getpid():
+        return "benchmark driver (and the fake SMSC)"
     if comm in ("bearerbox", "smsbox") and parent == os.getpid():  # this benchmark's gateway
         return "kannel"
     ours = _ROOT in cmdline  # this checkout's processes, not another's on the same machine
@@ -29,8 +31,6 @@ def _component(cmdline: str, comm: str, parent: int, database: str | None) -> st
         return "postgresql (shared background)"
     if comm == "redis-server":
         return "redis (shared)"
-    if "bench/bench_" in cmdline:
-        return "benchmark driver (and the fake SMSC)"
     return None
 
 
@@ -47,7 +47,7 @@ def snapshot(database: str | None = None) -> dict[str, float]:
             continue
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        component = _component(cmdline.strip(), comm, int(fields[1]), database)
+        component = _component(int(proc.name), cmdline.strip(), comm, int(fields[1]), database)
         if component is None:
             continue
         used[component] = used.get(component, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
