@@ -17,6 +17,11 @@ PostgreSQL and Redis on localhost, each Kannel figure beside the anchor measured
 
     .venv/bin/python bench/bench_ingest.py                          # defaults below
     .venv/bin/python bench/bench_ingest.py --meters 500 --frames 2 --skip-kannel
+    .venv/bin/python bench/bench_ingest.py --py-spy var/spy         # profiles of each step
+
+Every step also reports the CPU seconds each component used (`cpu_seconds`: Kannel, the
+ingest service, the workers, this database's PostgreSQL backends; bench/cpu.py), so where
+the cores went is measured beside each rate.
 
 Needs PostgreSQL and Redis on localhost (a scratch database `bench_ingest` is recreated), wrk
 (Debian package `wrk`) for (1), and the Debian packages kannel and kannel-extras for (2), (4)
