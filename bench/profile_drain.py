@@ -121,19 +121,20 @@ def main() -> int:
         cursor.execute("VACUUM ANALYZE")
     times = StatementTimes()
     profile = cProfile.Profile() if args.cprofile else None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     times.install()
     if profile:
         profile.enable()
     drained = drain(limit=len(work))
     if profile:
         profile.disable()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu_start
     rows = readings_rows()
     in_db = sum(times.seconds.values())
     print(
         f"{drained.processed} messages in {elapsed:.2f} s: {drained.processed / elapsed:.0f} "
-        f"messages/s, {rows / elapsed:.0f} readings rows/s ({rows} rows)"
+        f"messages/s, {rows / elapsed:.0f} readings rows/s ({rows} rows); "
+        f"{1e6 * cpu_used / drained.processed:.0f} µs of this process's CPU per message"
     )
     print(f"inside psycopg execute: {in_db:.2f} s ({100 * in_db / elapsed:.0f} % of the wall time)")
     for kind, seconds in sorted(times.seconds.items(), key=lambda kv: -kv[1])[:15]:
