@@ -17,6 +17,11 @@ PostgreSQL and Redis on localhost, each Kannel figure beside the anchor measured
 
     .venv/bin/python bench/bench_ingest.py                          # defaults below
     .venv/bin/python bench/bench_ingest.py --meters 500 --frames 2 --skip-kannel
+    .venv/bin/python bench/bench_ingest.py --py-spy var/spy         # profiles of each step
+
+Every step also reports the CPU seconds each component used (`cpu_seconds`: Kannel, the
+ingest service, the workers, this database's PostgreSQL backends; bench/cpu.py), so where
+the cores went is measured beside each rate.
 
 Needs PostgreSQL and Redis on localhost (a scratch database `bench_ingest` is recreated), wrk
 (Debian package `wrk`) for (1), and the Debian packages kannel and kannel-extras for (2), (4)
@@ -27,11 +32,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import cpu  # noqa: E402
 from bench.scratch import django_environment, recreate_database  # noqa: E402
 
 DB_NAME = "bench_ingest"
@@ -173,6 +181,7 @@ def anchor(count: int) -> dict[str, object]:
     )  # fmt: skip
     return {
         "messages": count,
+        "cpu_seconds": alone["cpu_seconds"],
         "messages_per_second": alone["messages_per_second"],
         "endpoint": alone["settings"]["endpoint"],
     }
@@ -184,24 +193,41 @@ def stored_since(first_id: int) -> int:
     return InboundMessage.objects.filter(pk__gt=first_id).count()
 
 
+def accepted_since(first_id: int) -> int:
+    from smsgateway.models import InboundMessage, InboundStatus
+
+    return InboundMessage.objects.filter(pk__gt=first_id, status=InboundStatus.ACCEPTED).count()
+
+
+def still_waiting() -> bool:
+    from smsgateway.models import InboundMessage, InboundStatus
+
+    return InboundMessage.objects.filter(status=InboundStatus.RECEIVED).exists()
+
+
+# The driver polls the database for progress: often enough to time a step of seconds within
+# a few per cent, rarely enough that its queries do not compete with what it measures.
+POLL_SECONDS = 0.1
+
+
 def processing_run(count: int, *, args, timeout: float = 600) -> dict[str, object]:
     """Drain the `count` messages waiting (stored by the webhook) with the sms workers."""
     from utility.celery import app
 
     _, accepted_before = waiting_and_accepted()
     rows_before = readings_rows()
+    cpu_before = cpu.snapshot(DB_NAME)
     start = time.monotonic()
     for _ in range(args.worker_concurrency):
         app.send_task("smsgateway.process_inbound", queue="sms")
-    while time.monotonic() - start < timeout:
-        waiting, accepted = waiting_and_accepted()
-        if waiting == 0:
-            break
-        time.sleep(0.05)
+    while time.monotonic() - start < timeout and still_waiting():
+        time.sleep(POLL_SECONDS)
     elapsed = time.monotonic() - start
-    done = accepted - accepted_before
+    cpu_used = cpu.used_since(cpu_before, cpu.snapshot(DB_NAME))
+    done = waiting_and_accepted()[1] - accepted_before
     rows = readings_rows() - rows_before
     return {
+        "cpu_seconds": cpu_used,
         "messages": count,
         "accepted": done,
         "readings_rows": rows,
@@ -222,7 +248,6 @@ def through_kannel(
     from smsgateway.models import InboundMessage, InboundStatus
 
     first_id = InboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    _, accepted_before = waiting_and_accepted()
     rows_before = readings_rows()
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-kannel-"))
     gateway = KannelGateway.on_free_ports(
@@ -236,6 +261,7 @@ def through_kannel(
     with gateway, FakeSmscClient(gateway.smsc_port) as smsc:
         gateway.wait_smsc_online()
         lines = [format_mo_line(msisdn, UTILITY_MSISDN, frame) for msisdn, frame in work]
+        cpu_before = cpu.snapshot(DB_NAME)
         start = time.monotonic()
         for i in range(0, len(lines), 500):
             smsc.send_many(lines[i : i + 500])
@@ -245,13 +271,15 @@ def through_kannel(
                 delivered_after = time.monotonic() - start
                 if not until_accepted:
                     break
-            done = waiting_and_accepted()[1] - accepted_before
+            done = accepted_since(first_id)
             if done >= len(work):
                 break
-            time.sleep(0.05)
+            time.sleep(POLL_SECONDS)
         elapsed = time.monotonic() - start
         delivered_after = delivered_after or elapsed
+        cpu_used = cpu.used_since(cpu_before, cpu.snapshot(DB_NAME))
     delivered = {
+        "cpu_seconds": cpu_used,
         "messages": len(work),
         "all_stored_after_seconds": round(delivered_after, 2),
         "delivered_per_second": round(len(work) / delivered_after, 1),
@@ -277,6 +305,31 @@ def through_kannel(
     }
 
 
+@contextlib.contextmanager
+def profiled(args, step: str, pids: dict[str, int]):
+    """py-spy recording each process tree in `pids` (with its children) while the step runs."""
+    if not args.py_spy:
+        yield
+        return
+    out = Path(args.py_spy)
+    out.mkdir(parents=True, exist_ok=True)
+    py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
+    spies = []
+    for name, pid in pids.items():
+        cmd = [
+            py_spy, "record", "--subprocesses", "--nonblocking", "--rate", "50", "-f", "raw",
+            "-o", str(out / f"{step}-{name}.folded"), "--pid", str(pid),
+        ]  # fmt: skip
+        spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(timeout=60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--meters", type=int, default=2000)
@@ -287,6 +340,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--skip-kannel", action="store_true")
+    parser.add_argument(
+        "--py-spy",
+        metavar="DIR",
+        help="profile the ingest service and the sms workers with py-spy during processing and"
+        " all at once (collapsed stacks in DIR; py-spy on the PATH or in $PY_SPY)",
+    )
     args = parser.parse_args()
 
     from e2e.harness.kannel import free_port, kannel_installed
@@ -374,14 +433,17 @@ def main() -> int:
         )
         time.sleep(5)  # the workers connect to the broker
         print(f"processing: the {len(backlog_work)} stored frames…", file=sys.stderr)
-        result["processing"] = processing_run(len(backlog_work), args=args)
+        with profiled(args, "processing", {"workers": workers.proc.pid}):
+            result["processing"] = processing_run(len(backlog_work), args=args)
         if use_kannel:
             print(f"anchor: {len(kannel_work)} frames…", file=sys.stderr)
             result["anchor_before_all_at_once"] = anchor(len(kannel_work))
             print(f"through Kannel, all at once: {len(kannel_work)} frames…", file=sys.stderr)
-            result["through_kannel"] = through_kannel(
-                kannel_work, port=port, secret=secret, timeout=600, until_accepted=True
-            )
+            pids = {"workers": workers.proc.pid, "ingest": ingest.proc.pid}
+            with profiled(args, "all-at-once", pids):
+                result["through_kannel"] = through_kannel(
+                    kannel_work, port=port, secret=secret, timeout=600, until_accepted=True
+                )
     finally:
         ingest.stop()
         if workers is not None:

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import cpu  # noqa: E402
 from e2e.harness.kannel import (  # noqa: E402 - after the sys.path tweak
     INSTALL_HINT,
     KannelGateway,
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 format_mo_line(f"+4477{i:08d}", "12345", (i.to_bytes(4, "big") * 35))
                 for i in range(args.count)
             ]
+            cpu_before = cpu.snapshot()
             start = time.monotonic()
             for i in range(0, len(lines), 500):
                 smsc.send_many(lines[i : i + 500])
@@ -134,6 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 time.sleep(0.005)
             elapsed = time.monotonic() - start
             got = counted(count_file) - base
+            cpu_used = cpu.used_since(cpu_before, cpu.snapshot())
     finally:
         stop(endpoint)
     complete = got >= args.count
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "complete": complete,
         "seconds": round(elapsed, 3),
         "write_seconds": round(sent - start, 3),
+        "cpu_seconds": cpu_used,
         "messages_per_second": round(got / elapsed, 1) if elapsed else None,
         "settings": {
             "max-pending-requests": args.max_pending_requests,

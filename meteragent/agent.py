@@ -51,12 +51,12 @@ from meteragent.protocol import (
     Event,
     EventKind,
     KeyState,
+    MessageType,
     Opened,
     PendingRekey,
     ProtocolError,
     Reading,
     RekeyAccept,
-    RekeyInit,
     ReplayWindow,
     Report,
     build_reports,
@@ -511,17 +511,15 @@ class Agent:
             return self._reject(type(exc).__name__, str(exc))
         message = opened.message
         key_id = opened.header.key_id
-        answer: PendingRekey | None = None
-        if isinstance(message, RekeyInit):
-            # Worked out before anything is stored, so a REKEY_INIT that cannot be answered
-            # (to the key id it came under, a low-order public key) changes nothing at all.
-            keys = self.session if key_id == self.keys.key_id else self._pending_session
-            assert keys is not None
-            earlier = self.keys.pending_rekey if key_id == self.keys.key_id else None
-            try:
-                answer = meter_handle_init(keys, message, opened.header.counter, earlier)
-            except ProtocolError as exc:
-                return self._reject(type(exc).__name__, f"REKEY_INIT: {exc}")
+        prepare = _DOWNLINK_HANDLERS.get(message.TYPE)
+        if prepare is None:  # pragma: no cover - decode_downlink returns only downlink types
+            return self._reject("Unexpected", type(message).__name__)
+        # Worked out before anything is stored, so a frame that cannot be acted on changes
+        # nothing at all.
+        try:
+            act = prepare(self, opened)
+        except ProtocolError as exc:
+            return self._reject(type(exc).__name__, f"{message.TYPE.name}: {exc}")
         if key_id != self.keys.key_id:
             # The first authentic frame under the pending key: the server holds it too.
             if not self._complete_rekey(opened):
@@ -531,13 +529,24 @@ class Agent:
             # (the readings are simply resent) but can never let the same frame act twice.
             self._store_window(key_id, opened.window)
             self.window = opened.window
-        if isinstance(message, Ack):
-            self._on_ack(message)
+        return act()
+
+    def _prepare_ack(self, opened: Opened) -> Callable[[], str]:
+        def act() -> str:
+            self._on_ack(opened.message)
             return "ack"
-        if isinstance(message, RekeyInit):
-            assert answer is not None
-            return self._answer_rekey(answer)
-        return self._reject("Unexpected", type(message).__name__)  # pragma: no cover
+
+        return act
+
+    def _prepare_rekey_init(self, opened: Opened) -> Callable[[], str]:
+        """The answer to a REKEY_INIT is computed first: one that cannot be answered (to the
+        key id it came under, a low-order public key) raises and changes nothing."""
+        key_id = opened.header.key_id
+        keys = self.session if key_id == self.keys.key_id else self._pending_session
+        assert keys is not None
+        earlier = self.keys.pending_rekey if key_id == self.keys.key_id else None
+        answer = meter_handle_init(keys, opened.message, opened.header.counter, earlier)
+        return lambda: self._answer_rekey(answer)
 
     # ------------------------------------------------------------------ rekey
 
@@ -675,3 +684,11 @@ class Agent:
             "next_uplink_counter": self.up.peek,
             "software_version": self.config.software_version,
         }
+
+
+# What the agent does with each downlink message type: a preparation that checks the frame
+# can be acted on and returns the action, run once the replay window is stored.
+_DOWNLINK_HANDLERS: dict[MessageType, Callable[[Agent, Opened], Callable[[], str]]] = {
+    MessageType.ACK: Agent._prepare_ack,
+    MessageType.REKEY_INIT: Agent._prepare_rekey_init,
+}

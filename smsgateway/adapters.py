@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -107,7 +108,12 @@ class KannelAdapter:
     name = "kannel"
 
     def authenticate(self, request: GatewayRequest) -> None:
-        if not address_in(request.client_ip, settings.SMS_GATEWAY_ALLOWED_IPS):
+        if not _gateway_address(
+            request.meta.get("REMOTE_ADDR", ""),
+            request.meta.get("HTTP_X_FORWARDED_FOR", ""),
+            tuple(settings.TRUSTED_PROXIES),
+            tuple(settings.SMS_GATEWAY_ALLOWED_IPS),
+        ):
             raise GatewayRejected("address not allowed", 403)
         expected = settings.SMS_GATEWAY_SECRET.encode()
         given = request.query.get("secret", b"")
@@ -141,6 +147,15 @@ class KannelAdapter:
             smsc=_text(query, "smsc"),
             gateway_time=_parse_time(_text(query, "time")),
         )
+
+
+@lru_cache(maxsize=256)
+def _gateway_address(remote: str, forwarded: str, trusted: tuple, allowed: tuple) -> bool:
+    """Whether a request from `remote`, forwarded for `forwarded`, comes from an allowed
+    address, by the project's rule (`utility.client_address`). The gateway sends from one or
+    two addresses all day: decided once, not per message; the settings are part of the key."""
+    meta = {"REMOTE_ADDR": remote, "HTTP_X_FORWARDED_FOR": forwarded}
+    return address_in(client_address_from_meta(meta), allowed)
 
 
 def _parse_time(value: str) -> datetime | None:

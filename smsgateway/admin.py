@@ -4,8 +4,8 @@ from django.utils import timezone
 from audit.caps import CapExceeded
 from utility.readonly_admin import ReadOnlyModelAdmin
 
-from . import outbox
 from .models import DeliveryReport, InboundMessage, OutboundMessage
+from .outbox import sending
 
 
 @admin.register(InboundMessage)
@@ -31,8 +31,8 @@ class OutboundMessageAdmin(ReadOnlyModelAdmin):
     @admin.action(description="Send failed messages again", permissions=["send_again"])
     def send_again(self, request, queryset):
         try:
-            count = outbox.send_again(queryset, by=request.user, now=timezone.now())
-        except (outbox.SendAgainRefused, CapExceeded) as exc:
+            count = sending.send_again(queryset, by=request.user, now=timezone.now())
+        except (sending.SendAgainRefused, CapExceeded) as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
             self.message_user(request, f"{count} messages queued to send again.", messages.SUCCESS)

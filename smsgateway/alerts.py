@@ -11,6 +11,8 @@ from django.conf import settings
 from devices.models import AlertKind, Meter, MeterAlert, MeterStatus
 from devices.services import open_alert
 
+from .models import InboundMessage, InboundStatus
+
 ALERTING_EVENTS = {"tamper", "store_integrity"}
 
 
@@ -32,8 +34,6 @@ def meter_events(meter: Meter, kinds: Iterable[str], *, now: datetime) -> None:
 
 
 def authentication_failure(meter: Meter, *, now: datetime) -> None:
-    from .models import InboundMessage, InboundStatus
-
     window = now - timedelta(seconds=settings.SMS_AUTH_FAILURE_WINDOW)
     recent = InboundMessage.objects.filter(
         meter=meter,

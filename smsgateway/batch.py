@@ -1,15 +1,16 @@
 """Processing stored inbound messages in batches, so ingest keeps up with the gateway.
 
 The common case (a report without events, in one SMS, sealed under the active key of an
-active meter) is verified message by message exactly as in `ingest`, and then stored for the
-whole batch in a handful of set-based statements: readings, replay windows, message states,
-high-water marks and acks, instead of some twenty statements per message. Everything else (a
-rejection, a part of a concatenated SMS, events, device information, key agreement, a pending
-key) is handed back to the one-message path, `ingest.process`, which holds the whole rule
-set; a meter's later messages in the batch are handed back with it, so within a batch each
-meter's messages are processed in the order they arrived (across concurrent drains the replay
-window accepts them in any order, and the high-water mark only counts what is stored). The
-acks of one batch all carry the mark reached after the whole batch.
+active meter) is verified message by message, and then stored for the whole batch in a
+handful of set-based statements: readings, replay windows, message states, high-water marks
+and acks, instead of some twenty statements per message. Both paths decide by the same rules
+(`rules`). Everything else (a rejection, a part of a concatenated SMS, events, device
+information, key agreement, a pending key) is handed back to the one-message path,
+`ingest.process`, which has a reason for every rejection; a meter's later messages in the
+batch are handed back with it, so within a batch each meter's messages are processed in the
+order they arrived (across concurrent drains the replay window accepts them in any order, and
+the high-water mark only counts what is stored). The acks of one batch all carry the mark
+reached after the whole batch.
 
 The batch's transaction holds its messages (SKIP LOCKED: concurrent drains take different
 ones) and the keys of their meters (locked in one order, so drains never deadlock).
@@ -18,49 +19,31 @@ ones) and the keys of their meters (locked in one order, so drains never deadloc
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
-from django.conf import settings
 from django.db import transaction
 
 from devices.identifiers import normalise_msisdn
 from devices.keystore import KeyStoreError, KeyStoreLocked
-from devices.models import KeyState, Meter, MeterKey, MeterStatus, Sim
+from devices.models import KeyState, Meter, MeterKey, Sim
 from devices.selectors import session_keys
+from meteragent.protocol import KeyState as ProtocolKeyState
 from meteragent.protocol import (
-    Ack,
     ProtocolError,
     ReplayWindow,
     Report,
     decode_uplink,
-    encode_downlink,
 )
-from meteragent.protocol import KeyState as ProtocolKeyState
-from readings.services import datetime_to_hour, store_many_readings
+from readings.services import store_many_readings
 from utility.pg import array_cursor
 
-from . import acks, alerts
-from .models import (
-    InboundMessage,
-    InboundStatus,
-    OutboundKind,
-    OutboundMessage,
-    OutboundStatus,
-)
+from . import alerts, rules
+from .models import InboundMessage, InboundStatus
 
 logger = logging.getLogger("smsgateway")
-
-CODING_8BIT = 1
-_NOT_RECEIVING = (MeterStatus.REGISTERED, MeterStatus.SUSPENDED, MeterStatus.DECOMMISSIONED)
-
-
-def latest_plausible_hour(now: datetime) -> int:
-    """A report with a reading after this hour is from the future: rejected as implausible."""
-    return datetime_to_hour(now) + 1
 
 
 @dataclass(frozen=True)
@@ -116,43 +99,67 @@ def process_batch(*, limit: int, now: datetime, skip: Collection[int] = ()) -> C
 
 def _process(messages: list[_Waiting], *, now: datetime) -> list[int]:
     msisdns = {m.pk: normalise_msisdn(m.sender) for m in messages}
-    sims = dict(
-        Sim.objects.filter(msisdn__in=set(msisdns.values()), meter__isnull=False).values_list(
-            "msisdn", "meter_id"
+    # Whole columns as arrays, bound on the server: a batch's hundreds of ids cost one
+    # parameter each, not one placeholder each (as Django's IN lists do).
+    with array_cursor() as cursor:
+        # Lock every usable key of these meters, in one order: this serialises the batch with
+        # every other writer of these meters' windows, readings and marks.
+        cursor.execute(
+            f"""SELECT s.msisdn, k.id, k.meter_id, k.key_id, k.state, k.wrapped_key, k.kek_id,
+                       k.uplink_highest, k.uplink_bitmap
+                FROM {Sim._meta.db_table} s
+                JOIN {MeterKey._meta.db_table} k ON k.meter_id = s.meter_id
+                WHERE s.msisdn = ANY(%b) AND k.state = ANY(%b)
+                ORDER BY k.meter_id, k.key_id
+                FOR UPDATE OF k""",  # noqa: S608 - table names come from the models
+            [sorted(set(msisdns.values())), [KeyState.ACTIVE.value, KeyState.PENDING.value]],
         )
-    )
-    meter_ids = sorted(set(sims.values()))
-    # Lock every usable key of these meters, in one order: this serialises the batch with
-    # every other writer of these meters' windows, readings and marks.
-    keys = list(
-        MeterKey.objects.select_for_update()
-        .filter(meter_id__in=meter_ids, state__in=(KeyState.ACTIVE, KeyState.PENDING))
-        .order_by("meter_id", "key_id")
-    )
-    # Read under those locks: another drain may have moved them meanwhile, and a key agreement
-    # completed while we waited may have added a pending key the locking read did not return.
-    slow_meters = set(
-        MeterKey.objects.filter(meter_id__in=meter_ids, state=KeyState.PENDING).values_list(
-            "meter_id", flat=True
+        sims: dict[str, int] = {}
+        keys: list[MeterKey] = []
+        for msisdn, pk, meter_id, key_id, state, wrapped, kek_id, top, bitmap in cursor:
+            sims[msisdn] = meter_id
+            keys.append(
+                MeterKey(
+                    id=pk,
+                    meter_id=meter_id,
+                    key_id=key_id,
+                    state=state,
+                    wrapped_key=wrapped,
+                    kek_id=kek_id,
+                    uplink_highest=top,
+                    uplink_bitmap=bitmap,
+                )
+            )
+        meter_ids = sorted(set(sims.values()))
+        # Read under those locks: another drain may have moved them meanwhile, and a key
+        # agreement completed while we waited may have added a pending key the locking read
+        # did not return.
+        cursor.execute(
+            f"""SELECT m.id, m.number, m.status, m.acked_through_hour, m.last_message_at,
+                       EXISTS (SELECT 1 FROM {MeterKey._meta.db_table} p
+                               WHERE p.meter_id = m.id AND p.state = %b)
+                FROM {Meter._meta.db_table} m WHERE m.id = ANY(%b)""",  # noqa: S608
+            [KeyState.PENDING.value, meter_ids],
         )
-    )
-    meters = {
-        m.pk: m
-        for m in Meter.objects.filter(pk__in=meter_ids).only(
-            "pk", "number", "status", "acked_through_hour", "last_message_at"
-        )
-    }
+        meters: dict[int, Meter] = {}
+        slow_meters: set[int] = set()
+        for pk, number, status, mark, last_heard, pending in cursor:
+            meters[pk] = Meter(
+                id=pk,
+                number=number,
+                status=status,
+                acked_through_hour=mark,
+                last_message_at=last_heard,
+            )
+            if pending:
+                slow_meters.add(pk)
     active: dict[tuple[int, int], MeterKey] = {}
     for key in keys:
         if key.state == KeyState.ACTIVE:
             key.meter = meters[key.meter_id]
             active[(key.meter_id, key.key_id)] = key
-    windows = {
-        key.pk: ReplayWindow(key.uplink_highest, bitmap_from_db(key.uplink_bitmap))
-        for key in active.values()
-    }
+    windows = {key.pk: rules.window_of(key) for key in active.values()}
 
-    latest_allowed = latest_plausible_hour(now)
     accepted: list[_Accepted] = []
     readings: list[tuple[int, int, int]] = []
     handed_back: list[int] = []
@@ -161,7 +168,7 @@ def _process(messages: list[_Waiting], *, now: datetime) -> list[int]:
         meter = meters.get(meter_id)
         opened = None
         if meter is not None and meter_id not in slow_meters:
-            opened = _open(message, meter, active, windows, latest_allowed)
+            opened = _open(message, meter, active, windows, now=now)
         if opened is None:
             handed_back.append(message.pk)
             if meter_id is not None:
@@ -169,16 +176,16 @@ def _process(messages: list[_Waiting], *, now: datetime) -> list[int]:
             continue
         key, counter, window, report = opened
         windows[key.pk] = window
-        hours = [r.hour for r in report.readings]
+        first_hour, last_hour = rules.hour_range(report)
         accepted.append(
             _Accepted(
                 message.pk,
                 meter_id,
                 key,
                 counter,
-                hours[0] if hours else None,
-                hours[-1] if hours else None,
-                wants_ack=report.remaining == 0,
+                first_hour,
+                last_hour,
+                wants_ack=rules.wants_ack(report),
             )
         )
         readings.extend((meter_id, r.hour, r.wh) for r in report.readings)
@@ -194,10 +201,11 @@ def _open(
     meter: Meter,
     active: dict[tuple[int, int], MeterKey],
     windows: dict[int, ReplayWindow],
-    latest_allowed: int,
+    *,
+    now: datetime,
 ) -> tuple[MeterKey, int, ReplayWindow, Report] | None:
     """Verify and decode a message the batch path can take; None for any other."""
-    if meter.status in _NOT_RECEIVING or message.coding not in (None, CODING_8BIT):
+    if rules.refusal(meter.status) is not None or not rules.is_binary(message.coding):
         return None
     if bytes(message.udh):
         return None
@@ -219,7 +227,7 @@ def _open(
     report = opened.message
     if not isinstance(report, Report) or report.events:
         return None
-    if any(r.hour > latest_allowed for r in report.readings):
+    if rules.from_the_future(report, now=now):
         return None
     return used[-1], opened.header.counter, opened.window, report
 
@@ -263,7 +271,7 @@ def _store(
         for pk in used_keys:
             top, bitmap = windows[pk].to_tuple()
             highest.append(top)
-            bitmaps.append(bitmap_to_db(bitmap))
+            bitmaps.append(rules.bitmap_to_db(bitmap))
         cursor.execute(
             f"""UPDATE {key_table} k SET uplink_highest = v.highest, uplink_bitmap = v.bitmap
                 FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) AS v(id, highest, bitmap)
@@ -271,7 +279,9 @@ def _store(
             [used_keys, highest, bitmaps],
         )
 
-        marks = _high_water_marks({a.meter_id for a in accepted}, meters, cursor)
+        marks = rules.high_water_marks(
+            {a.meter_id: meters[a.meter_id].acked_through_hour for a in accepted}
+        )
         meter_ids = sorted(marks)
         cursor.execute(
             f"""UPDATE {meter_table} m SET acked_through_hour = v.mark, last_message_at = %s
@@ -279,140 +289,19 @@ def _store(
                 WHERE m.id = v.id""",  # noqa: S608
             [now, meter_ids, [marks[pk] for pk in meter_ids]],
         )
-    silence = timedelta(hours=settings.METER_SILENCE_HOURS)
     alerts.meters_heard(
-        [
-            pk
-            for pk in meter_ids
-            if meters[pk].last_message_at is None or now - meters[pk].last_message_at > silence
-        ],
+        [pk for pk in meter_ids if rules.silent_before(meters[pk].last_message_at, now=now)],
         now=now,
     )
     for pk in meter_ids:
         meters[pk].acked_through_hour, meters[pk].last_message_at = marks[pk], now
 
     msisdn_of = {meter_id: msisdn for msisdn, meter_id in sims.items()}
-    _queue_acks([a for a in accepted if a.wants_ack], meters, msisdn_of, now=now)
-
-
-def _high_water_marks(meter_ids: set[int], meters: dict[int, Meter], cursor) -> dict[int, int]:
-    """Each meter's mark extended over its accepted reports (as `acks.high_water_mark`, for
-    all the batch's meters in one query); read after this batch's messages were marked."""
-    ids = sorted(meter_ids)
-    cursor.execute(
-        f"""SELECT m.meter_id, m.first_hour, m.last_hour
-            FROM {InboundMessage._meta.db_table} m
-            JOIN unnest(%b::bigint[], %b::bigint[]) AS v(meter_id, mark)
-              ON m.meter_id = v.meter_id
-            WHERE m.status = %s AND m.last_hour IS NOT NULL
-              AND m.last_hour > coalesce(v.mark, -1)
-            ORDER BY m.meter_id, m.first_hour""",  # noqa: S608
-        [ids, [meters[pk].acked_through_hour for pk in ids], InboundStatus.ACCEPTED.value],
+    rules.queue_acks(
+        [
+            rules.AckDue(meters[a.meter_id], a.key, msisdn_of[a.meter_id], a.counter)
+            for a in accepted
+            if a.wants_ack
+        ],
+        now=now,
     )
-    ranges: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for meter_id, first, last in cursor.fetchall():
-        ranges[meter_id].append((first, last))
-    return {pk: acks.extend_mark(meters[pk].acked_through_hour, ranges[pk]) for pk in ids}
-
-
-def _queue_acks(
-    wanted: list[_Accepted],
-    meters: dict[int, Meter],
-    msisdn_of: dict[int, str],
-    *,
-    now: datetime,
-) -> None:
-    """Seal an ack for every report that ended a batch, under the key it came with, and put
-    them in the outbox; a meter at its daily outbound cap goes through `acks.queue_ack`, which
-    holds the ack and raises the alert (S12)."""
-    if not wanted:
-        return
-    sent_today = acks.sent_today((a.meter_id for a in wanted), now=now)
-    to_seal: list[_Accepted] = []
-    over_cap: list[_Accepted] = []
-    for item in wanted:
-        if sent_today[item.meter_id] >= settings.SMS_OUTBOUND_DAILY_CAP:
-            over_cap.append(item)
-        else:
-            sent_today[item.meter_id] += 1
-            to_seal.append(item)
-    if to_seal:
-        _seal_acks(to_seal, meters, msisdn_of, now=now)
-    # After the batch's own acks are in the outbox, so the cap counts them: held and alerted.
-    for item in over_cap:
-        acks.queue_ack(meters[item.meter_id], answers_counter=item.counter, now=now)
-
-
-def _seal_acks(
-    to_seal: list[_Accepted],
-    meters: dict[int, Meter],
-    msisdn_of: dict[int, str],
-    *,
-    now: datetime,
-) -> None:
-    """Seal the acks with fresh downlink counters and put them in the outbox, sent once the
-    batch commits."""
-    counters = _reserve_downlink_counters(Counter(a.key.pk for a in to_seal))
-    meter_ids, msisdns, payloads, key_ids, frame_counters = [], [], [], [], []
-    for item in to_seal:
-        counter = counters[item.key.pk].pop(0)
-        ack = Ack(
-            answers_counter=item.counter,
-            acked_through_hour=meters[item.meter_id].acked_through_hour,
-            server_time=int(now.timestamp()),
-        )
-        meter_ids.append(item.meter_id)
-        msisdns.append(msisdn_of[item.meter_id])
-        payloads.append(encode_downlink(ack, keys=session_keys(item.key), counter=counter))
-        key_ids.append(item.key.key_id)
-        frame_counters.append(counter)
-    with array_cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {OutboundMessage._meta.db_table}
-                    (meter_id, msisdn, kind, payload, key_id, counter, status, attempts,
-                     created_at, next_attempt_at, gateway_ref, last_error)
-                SELECT m, n, %s, p, k, c, %s, 0, %s, %s, '', ''
-                FROM unnest(%b::bigint[], %b::text[], %b::bytea[], %b::bigint[], %b::bigint[])
-                     AS v(m, n, p, k, c)
-                RETURNING id""",  # noqa: S608
-            [
-                OutboundKind.ACK.value,
-                OutboundStatus.PENDING.value,
-                now,
-                now,
-                meter_ids,
-                msisdns,
-                payloads,
-                key_ids,
-                frame_counters,
-            ],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-    from .tasks import send_outbound_many
-
-    transaction.on_commit(lambda: send_outbound_many.delay(outbound_ids=ids))
-
-
-def _reserve_downlink_counters(needed: Counter[int]) -> dict[int, list[int]]:
-    """Take `needed[key pk]` fresh downlink counters of each key in one statement; they are
-    never handed out again (the increment is committed with the frames or not at all)."""
-    key_pks = sorted(needed)
-    with array_cursor() as cursor:
-        cursor.execute(
-            f"""UPDATE {MeterKey._meta.db_table} k
-                SET downlink_counter = k.downlink_counter + v.n
-                FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, n)
-                WHERE k.id = v.id
-                RETURNING k.id, k.downlink_counter""",  # noqa: S608
-            [key_pks, [needed[pk] for pk in key_pks]],
-        )
-        return {pk: list(range(last - needed[pk] + 1, last + 1)) for pk, last in cursor.fetchall()}
-
-
-def bitmap_to_db(bitmap: int) -> int:
-    """A 64-bit replay bitmap as PostgreSQL's signed bigint."""
-    return bitmap - (1 << 64) if bitmap >= 1 << 63 else bitmap
-
-
-def bitmap_from_db(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value

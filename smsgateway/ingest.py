@@ -12,31 +12,30 @@ the next drain.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from audit.models import Outcome
 from audit.services import record
 from devices.identifiers import normalise_msisdn
 from devices.keystore import KeyStoreError, KeyStoreLocked
 from devices.models import KeyState, Meter, MeterEvent, MeterStatus, Sim
-from devices.selectors import session_keys, usable_keys
+from devices.selectors import downlink_key, session_keys, usable_keys
 from devices.services import complete_rekey, key_used, register_device_info
 from meteragent.protocol import (
     AuthenticationFailed,
     BadVersion,
     DeviceInfo,
     Malformed,
+    MessageType,
     Oversized,
     ProtocolError,
     RekeyAccept,
     Replay,
-    ReplayWindow,
     Report,
     Stale,
     UnknownKeyId,
@@ -50,14 +49,7 @@ from meteragent.protocol.pdu import PduError, parse_udh
 from readings.services import store_readings
 from utility.pg import advisory_xact_lock
 
-from . import acks, alerts
-from .batch import (
-    CODING_8BIT,
-    bitmap_from_db,
-    bitmap_to_db,
-    latest_plausible_hour,
-    process_batch,
-)
+from . import alerts, rules
 from .models import InboundMessage, InboundStatus, RejectReason
 
 logger = logging.getLogger("smsgateway")
@@ -81,55 +73,6 @@ class Rejected(Exception):
         self.reason, self.detail = reason, detail
 
 
-class Drained(NamedTuple):
-    taken: int  # messages claimed
-    processed: int  # of those, processed (the rest failed and stay waiting)
-
-
-def drain(*, limit: int) -> Drained:
-    """Process waiting messages, oldest first, until none is waiting or about `limit` were
-    taken. Batches take the common case set-based
-    (`batch.process_batch`); what a batch hands back is processed here one message per
-    transaction, in arrival order. Concurrent drains skip each other's messages.
-
-    A database error while claiming stops the drain (its messages stay waiting for the next
-    one). A message whose own processing fails, whatever the error, is logged, left waiting
-    and skipped for the rest of this drain, so one bad message cannot hold up the queue or
-    keep a drain busy; the next drain (at the latest the beat sweep) tries it again."""
-    taken = 0
-    failed: set[int] = set()
-    while taken < limit:
-        claimed = process_batch(
-            limit=min(settings.SMS_BATCH_SIZE, limit - taken), now=timezone.now(), skip=failed
-        )
-        taken += claimed.taken
-        for message_id in claimed.handed_back:
-            if not _process_one(message_id):
-                failed.add(message_id)
-        if claimed.taken == 0:
-            break
-    return Drained(taken, taken - len(failed))
-
-
-def _process_one(message_id: int) -> bool:
-    """Process one waiting message in its own transaction; False if that failed."""
-    try:
-        with transaction.atomic():
-            message = (
-                InboundMessage.objects.select_for_update(skip_locked=True)
-                .filter(pk=message_id, status=InboundStatus.RECEIVED)
-                .first()
-            )
-            if message is not None:  # else another drain has it, or has done it
-                process(message, now=timezone.now())
-    except KeyStoreLocked:
-        raise  # this process was not given the private KEK: nothing can be processed
-    except Exception:
-        logger.exception("processing inbound SMS #%s failed; left waiting", message_id)
-        return False
-    return True
-
-
 def process(message: InboundMessage, *, now: datetime) -> None:
     try:
         payload = _whole_payload(message, now=now)
@@ -141,7 +84,7 @@ def process(message: InboundMessage, *, now: datetime) -> None:
 
 
 def _whole_payload(message: InboundMessage, *, now: datetime) -> bytes | None:
-    if message.coding not in (None, CODING_8BIT):
+    if not rules.is_binary(message.coding):
         raise Rejected(RejectReason.NOT_BINARY, f"coding {message.coding}")
     udh = bytes(message.udh)
     if not udh:
@@ -198,16 +141,15 @@ def _meter_for(message: InboundMessage) -> Meter:
     meter = sim.meter
     if meter is None:
         raise Rejected(RejectReason.NO_METER)
+    reason = rules.refusal(meter.status)
+    if reason is None:
+        return meter
     if meter.status == MeterStatus.SUSPENDED:
+        # Counted for staff deciding whether to reactivate it.
         Meter.objects.filter(pk=meter.pk).update(
             rejected_while_suspended=F("rejected_while_suspended") + 1
         )
-        raise Rejected(RejectReason.METER_SUSPENDED)
-    if meter.status == MeterStatus.DECOMMISSIONED:
-        raise Rejected(RejectReason.METER_DECOMMISSIONED)
-    if meter.status == MeterStatus.REGISTERED:
-        raise Rejected(RejectReason.METER_NOT_PROVISIONED)
-    return meter
+    raise Rejected(reason)
 
 
 def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime) -> None:
@@ -237,7 +179,7 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
             key = keys.get(key_id)
             if key is None:
                 return None
-            window = ReplayWindow(key.uplink_highest, bitmap_from_db(key.uplink_bitmap))
+            window = rules.window_of(key)
             try:
                 session = session_keys(key)
             except KeyStoreLocked:
@@ -255,7 +197,7 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
 
         key = keys[opened.header.key_id]
         key.uplink_highest, bitmap = opened.window.to_tuple()
-        key.uplink_bitmap = bitmap_to_db(bitmap)
+        key.uplink_bitmap = rules.bitmap_to_db(bitmap)
         key.save(update_fields=["uplink_highest", "uplink_bitmap"])
         if key.state == KeyState.PENDING:
             key_used(meter, key.key_id, at=now)
@@ -267,33 +209,19 @@ def _verify_and_store(message: InboundMessage, payload: bytes, *, now: datetime)
         ).get(pk=meter.pk)
 
         body = opened.message
-        answer = False
-        if isinstance(body, Report):
-            _store_report(message, meter, body, now=now)
-            message.save(update_fields=_MESSAGE_FIELDS)
-            meter.acked_through_hour = acks.high_water_mark(meter)
-            answer = body.remaining == 0
-        elif isinstance(body, DeviceInfo):
-            # Not acked on its own: the ack of the batch it precedes confirms it (protocol 6.5).
-            message.save(update_fields=_MESSAGE_FIELDS)
-            register_device_info(
-                meter,
-                signing_public=body.signing_public,
-                software_version=body.software_version,
-                now=now,
-            )
-        elif isinstance(body, RekeyAccept):
-            message.save(update_fields=_MESSAGE_FIELDS)
-            # An ack under the new key tells the meter the server holds it too.
-            answer = complete_rekey(meter, body, now=now) is not None
-        else:  # pragma: no cover - decode_uplink returns only uplink message types
+        handle = _HANDLERS.get(body.TYPE)
+        if handle is None:  # pragma: no cover - decode_uplink returns only uplink types
             raise Rejected(RejectReason.MALFORMED, f"unexpected {type(body).__name__}")
+        answer = handle(message, meter, body, now=now)
         Meter.objects.filter(pk=meter.pk).update(
             acked_through_hour=meter.acked_through_hour, last_message_at=now
         )
         if answer:
-            acks.queue_ack(meter, answers_counter=opened.header.counter, now=now)
-        if last_heard is None or now - last_heard > timedelta(hours=settings.METER_SILENCE_HOURS):
+            # Under the key a downlink goes now: after a completed key agreement the new one,
+            # so the meter learns the server holds it too.
+            due = rules.AckDue(meter, downlink_key(meter), meter.sim.msisdn, opened.header.counter)
+            rules.queue_acks([due], now=now)
+        if rules.silent_before(last_heard, now=now):
             alerts.meter_heard(meter, now=now)
 
 
@@ -308,13 +236,46 @@ _MESSAGE_FIELDS = [
 ]
 
 
+def _handle_report(message: InboundMessage, meter: Meter, report: Report, *, now: datetime) -> bool:
+    _store_report(message, meter, report, now=now)
+    message.save(update_fields=_MESSAGE_FIELDS)
+    marks = rules.high_water_marks({meter.pk: meter.acked_through_hour})
+    meter.acked_through_hour = marks[meter.pk]
+    return rules.wants_ack(report)
+
+
+def _handle_device_info(
+    message: InboundMessage, meter: Meter, info: DeviceInfo, *, now: datetime
+) -> bool:
+    # Not acked on its own: the ack of the batch it precedes confirms it (protocol 6.5).
+    message.save(update_fields=_MESSAGE_FIELDS)
+    register_device_info(
+        meter, signing_public=info.signing_public, software_version=info.software_version, now=now
+    )
+    return False
+
+
+def _handle_rekey_accept(
+    message: InboundMessage, meter: Meter, accept: RekeyAccept, *, now: datetime
+) -> bool:
+    message.save(update_fields=_MESSAGE_FIELDS)
+    # Answered (under the new key) once the agreement completes.
+    return complete_rekey(meter, accept, now=now) is not None
+
+
+# What each uplink message type does once verified; True: it is answered with an ack.
+_HANDLERS: dict[MessageType, Callable[..., bool]] = {
+    MessageType.REPORT: _handle_report,
+    MessageType.DEVICE_INFO: _handle_device_info,
+    MessageType.REKEY_ACCEPT: _handle_rekey_accept,
+}
+
+
 def _store_report(message: InboundMessage, meter: Meter, report: Report, *, now: datetime) -> None:
-    latest_allowed = latest_plausible_hour(now)
-    if any(r.hour > latest_allowed for r in report.readings):
+    if rules.from_the_future(report, now=now):
         raise Rejected(RejectReason.IMPLAUSIBLE, "reading from the future")
     store_readings(meter.pk, [(r.hour, r.wh) for r in report.readings], received_at=now)
-    if report.readings:
-        message.first_hour, message.last_hour = report.readings[0].hour, report.readings[-1].hour
+    message.first_hour, message.last_hour = rules.hour_range(report)
     MeterEvent.objects.bulk_create(
         [
             MeterEvent(

@@ -12,8 +12,8 @@ from django.db import transaction
 from devices.models import KeyRotation, MeterStatus, RotationState
 from devices.services import rekey_init, stall_rotation
 
-from .acks import queue_downlink
 from .models import OutboundKind
+from .outbox.queue import queue_downlink
 
 # At most this many stalled meters are named in one alert mail; the admin lists them all.
 _MAIL_NAMES = 20

@@ -4,8 +4,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import alerts, outbox
+from . import alerts, drain, ingest, rekeys
 from .models import OutboundStatus
+from .outbox import sending
 
 logger = logging.getLogger("smsgateway")
 
@@ -14,7 +15,7 @@ logger = logging.getLogger("smsgateway")
 def send_outbound(*, outbound_id: int) -> str:
     """Send one outbox message now. A failure is rescheduled in the row (backoff), and the
     `send_due` sweeper picks it up: retries survive a worker restart."""
-    return outbox.send(outbound_id, now=timezone.now())
+    return sending.send(outbound_id, now=timezone.now())
 
 
 @shared_task(name="smsgateway.send_outbound_many")
@@ -22,7 +23,7 @@ def send_outbound_many(*, outbound_ids: list[int]) -> int:
     """Send the acks one batch of inbound messages produced; failures are rescheduled in
     their rows like `send_outbound`'s."""
     return sum(
-        outbox.send(outbound_id, now=timezone.now()) == OutboundStatus.SENT
+        sending.send(outbound_id, now=timezone.now()) == OutboundStatus.SENT
         for outbound_id in outbound_ids
     )
 
@@ -31,8 +32,8 @@ def send_outbound_many(*, outbound_ids: list[int]) -> int:
 def send_due() -> int:
     """Beat: send everything due (retries after backoff, and anything a lost task left)."""
     count = 0
-    for outbound_id in outbox.due_messages(now=timezone.now()):
-        count += outbox.send(outbound_id, now=timezone.now()) == OutboundStatus.SENT
+    for outbound_id in sending.due_messages(now=timezone.now()):
+        count += sending.send(outbound_id, now=timezone.now()) == OutboundStatus.SENT
     return count
 
 
@@ -46,9 +47,7 @@ def process_inbound() -> int:
     """Drain the stored inbound messages (queued by the webhook after it stored one). A long
     queue is worked through in several tasks, so other work interleaves and more workers can
     join; drains running at once skip each other's messages."""
-    from .ingest import drain
-
-    drained = drain(limit=settings.SMS_DRAIN_BATCH)
+    drained = drain.drain(limit=settings.SMS_DRAIN_BATCH)
     # Stopped at the limit: more may be waiting. (Unless nothing could be processed, which the
     # next sweep retries rather than a hot loop of tasks.)
     if drained.taken >= settings.SMS_DRAIN_BATCH and drained.processed:
@@ -60,17 +59,12 @@ def process_inbound() -> int:
 def sweep_inbound() -> int:
     """Beat: drain whatever no queued drain took (a broker outage, a lost task), and expire
     concatenated parts whose siblings never came."""
-    from .ingest import expire_parts
-
-    return process_inbound() + expire_parts(now=timezone.now())
+    return process_inbound() + ingest.expire_parts(now=timezone.now())
 
 
 @shared_task(name="smsgateway.send_rekey_inits")
 def send_rekey_inits() -> int:
     """Beat: send due key agreements, and stall the rotations that ran out of attempts."""
-    from .rekeys import send_rekey_inits as send
-    from .rekeys import stall_unanswered_rotations
-
     now = timezone.now()
-    stall_unanswered_rotations(now=now)
-    return send(now=now)
+    rekeys.stall_unanswered_rotations(now=now)
+    return rekeys.send_rekey_inits(now=now)

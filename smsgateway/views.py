@@ -11,9 +11,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from . import outbox
 from .adapters import ADAPTERS, GatewayRejected, GatewayRequest
 from .intake import accept, refused
+from .outbox import delivery
 
 
 @csrf_exempt
@@ -41,5 +41,5 @@ def delivery_report(request: HttpRequest, gateway: str) -> HttpResponse:
         return HttpResponse(exc.reason, status=exc.status, content_type="text/plain")
     except ValueError:
         return HttpResponse("bad report", status=400, content_type="text/plain")
-    outbox.record_delivery_report(outbound_id, status, now=timezone.now())
+    delivery.record_delivery_report(outbound_id, status, now=timezone.now())
     return HttpResponse("ok", content_type="text/plain")

@@ -12,9 +12,10 @@ layer checks it against the direction bit of the authenticated header.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from meteragent.protocol.codec import Reader, Writer
 from meteragent.protocol.errors import Malformed, Oversized
@@ -203,49 +204,62 @@ class DeviceInfo:
 Message = Report | Ack | RekeyInit | RekeyAccept | DeviceInfo
 
 
+def _write_report(w: Writer, msg: Report) -> None:
+    w.u32(msg.sent_at)
+    w.u8(msg.remaining)
+    write_events(w, msg.events, msg.sent_at)
+    write_readings(w, msg.readings)
+
+
+def _write_ack(w: Writer, msg: Ack) -> None:
+    w.u32(msg.answers_counter)
+    w.u32(msg.acked_through_hour or 0)
+    w.u32(msg.server_time)
+    commands = Writer()
+    count = 0
+    if msg.display_code is not None:
+        commands.u8(CommandTag.DISPLAY_CODE)
+        commands.u8(len(msg.display_code.code))
+        commands.u32(int(msg.display_code.code))
+        count += 1
+    if msg.resend_from_hour is not None:
+        commands.u8(CommandTag.RESEND_FROM)
+        commands.u32(msg.resend_from_hour)
+        count += 1
+    if msg.schedule is not None:
+        commands.u8(CommandTag.SET_SCHEDULE)
+        commands.u16(msg.schedule.first_minute)
+        commands.u16(msg.schedule.second_minute)
+        commands.u16(msg.schedule.jitter_minutes)
+        count += 1
+    w.u8(count)
+    w.raw(bytes(commands.buf))
+
+
+def _write_rekey_init(w: Writer, msg: RekeyInit) -> None:
+    w.u16(msg.new_key_id)
+    w.raw(msg.server_public)
+
+
+def _write_rekey_accept(w: Writer, msg: RekeyAccept) -> None:
+    w.u32(msg.answers_counter)
+    w.u16(msg.new_key_id)
+    w.raw(msg.meter_public)
+
+
+def _write_device_info(w: Writer, msg: DeviceInfo) -> None:
+    version = msg.software_version.encode("ascii")
+    w.raw(msg.signing_public)
+    w.u8(len(version))
+    w.raw(version)
+
+
 def _write_body(w: Writer, msg: Message) -> None:
-    if isinstance(msg, Report):
-        w.u32(msg.sent_at)
-        w.u8(msg.remaining)
-        write_events(w, msg.events, msg.sent_at)
-        write_readings(w, msg.readings)
-    elif isinstance(msg, Ack):
-        w.u32(msg.answers_counter)
-        w.u32(msg.acked_through_hour or 0)
-        w.u32(msg.server_time)
-        commands = Writer()
-        count = 0
-        if msg.display_code is not None:
-            commands.u8(CommandTag.DISPLAY_CODE)
-            commands.u8(len(msg.display_code.code))
-            commands.u32(int(msg.display_code.code))
-            count += 1
-        if msg.resend_from_hour is not None:
-            commands.u8(CommandTag.RESEND_FROM)
-            commands.u32(msg.resend_from_hour)
-            count += 1
-        if msg.schedule is not None:
-            commands.u8(CommandTag.SET_SCHEDULE)
-            commands.u16(msg.schedule.first_minute)
-            commands.u16(msg.schedule.second_minute)
-            commands.u16(msg.schedule.jitter_minutes)
-            count += 1
-        w.u8(count)
-        w.raw(bytes(commands.buf))
-    elif isinstance(msg, RekeyInit):
-        w.u16(msg.new_key_id)
-        w.raw(msg.server_public)
-    elif isinstance(msg, RekeyAccept):
-        w.u32(msg.answers_counter)
-        w.u16(msg.new_key_id)
-        w.raw(msg.meter_public)
-    elif isinstance(msg, DeviceInfo):
-        version = msg.software_version.encode("ascii")
-        w.raw(msg.signing_public)
-        w.u8(len(version))
-        w.raw(version)
-    else:  # pragma: no cover - guarded by the type checker
-        raise TypeError(f"not a protocol message: {msg!r}")
+    try:
+        codec = MESSAGE_TYPES[msg.TYPE]
+    except (AttributeError, KeyError):  # pragma: no cover - guarded by the type checker
+        raise TypeError(f"not a protocol message: {msg!r}") from None
+    codec.encode(w, msg)
 
 
 def body_size(msg: Message) -> int:
@@ -263,6 +277,13 @@ def encode_payload(msg: Message) -> bytes:
     if len(w.buf) > PAYLOAD_BYTES:
         raise Oversized(f"{msg.TYPE.name} needs {len(w.buf)} bytes, a frame holds {PAYLOAD_BYTES}")
     return bytes(w.buf) + bytes(PAYLOAD_BYTES - len(w.buf))
+
+
+def _read_report(r: Reader) -> Report:
+    sent_at = r.u32()
+    remaining = r.u8()
+    events = read_events(r, sent_at)
+    return Report(sent_at, read_readings(r), events, remaining)
 
 
 def _read_ack(r: Reader) -> Ack:
@@ -292,6 +313,41 @@ def _read_ack(r: Reader) -> Ack:
     return Ack(answers, acked or None, server_time, display, resend, schedule)
 
 
+def _read_rekey_init(r: Reader) -> RekeyInit:
+    return RekeyInit(r.u16(), r.raw(PUBLIC_KEY_BYTES))
+
+
+def _read_rekey_accept(r: Reader) -> RekeyAccept:
+    return RekeyAccept(r.u32(), r.u16(), r.raw(PUBLIC_KEY_BYTES))
+
+
+def _read_device_info(r: Reader) -> DeviceInfo:
+    signing_public = r.raw(PUBLIC_KEY_BYTES)
+    length = r.u8()
+    if not 1 <= length <= MAX_VERSION_BYTES:
+        raise Malformed("software version length must be 1..16")
+    # latin-1 maps every byte to one character; the dataclass then refuses non-ASCII.
+    return DeviceInfo(signing_public, r.raw(length).decode("latin-1"))
+
+
+class MessageCodec(NamedTuple):
+    """How one message type is written and read (the body after the type byte)."""
+
+    cls: type
+    encode: Callable[[Writer, Any], None]
+    decode: Callable[[Reader], Message]
+
+
+# Every v1 message type: its class, body writer and body reader. A new type is one line here.
+MESSAGE_TYPES: dict[MessageType, MessageCodec] = {
+    MessageType.REPORT: MessageCodec(Report, _write_report, _read_report),
+    MessageType.REKEY_ACCEPT: MessageCodec(RekeyAccept, _write_rekey_accept, _read_rekey_accept),
+    MessageType.DEVICE_INFO: MessageCodec(DeviceInfo, _write_device_info, _read_device_info),
+    MessageType.ACK: MessageCodec(Ack, _write_ack, _read_ack),
+    MessageType.REKEY_INIT: MessageCodec(RekeyInit, _write_rekey_init, _read_rekey_init),
+}
+
+
 def decode_payload(plaintext: bytes) -> Message:
     """Parse an authenticated plaintext. Raises only :class:`Malformed`."""
     if len(plaintext) != PAYLOAD_BYTES:
@@ -303,25 +359,7 @@ def decode_payload(plaintext: bytes) -> Message:
     except ValueError:
         raise Malformed(f"unknown message type 0x{type_byte:02x}") from None
     try:
-        msg: Message
-        if msg_type is MessageType.REPORT:
-            sent_at = r.u32()
-            remaining = r.u8()
-            events = read_events(r, sent_at)
-            msg = Report(sent_at, read_readings(r), events, remaining)
-        elif msg_type is MessageType.ACK:
-            msg = _read_ack(r)
-        elif msg_type is MessageType.REKEY_INIT:
-            msg = RekeyInit(r.u16(), r.raw(PUBLIC_KEY_BYTES))
-        elif msg_type is MessageType.DEVICE_INFO:
-            signing_public = r.raw(PUBLIC_KEY_BYTES)
-            length = r.u8()
-            if not 1 <= length <= MAX_VERSION_BYTES:
-                raise Malformed("software version length must be 1..16")
-            # latin-1 maps every byte to one character; the dataclass then refuses non-ASCII.
-            msg = DeviceInfo(signing_public, r.raw(length).decode("latin-1"))
-        else:
-            msg = RekeyAccept(r.u32(), r.u16(), r.raw(PUBLIC_KEY_BYTES))
+        msg = MESSAGE_TYPES[msg_type].decode(r)
     except ValueError as exc:  # a field the dataclass refuses: authentic but not valid v1
         raise Malformed(str(exc)) from None
     r.rest_is_zero_padding()

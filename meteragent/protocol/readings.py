@@ -152,17 +152,26 @@ def write_readings(w: Writer, readings: Sequence[Reading]) -> None:
             w.svarint(delta)
 
 
+def _checked_reading(hour: int, wh: int, _new=object.__new__) -> Reading:
+    """A Reading whose range `read_readings` has just checked, without checking it again (the
+    server decodes some 24 readings per frame, thousands of frames a second)."""
+    reading = _new(Reading)
+    reading.__dict__.update(hour=hour, wh=wh)
+    return reading
+
+
 def read_readings(r: Reader) -> tuple[Reading, ...]:
     count = r.u8()
     if count == 0:
         return ()
     hour = r.u32()
     wh = r.uvarint()
-    if hour == 0 or wh > MAX_WH:
+    if hour == 0 or hour > MAX_HOUR or wh > MAX_WH:
         raise Malformed("first reading out of range")
-    out = [Reading(hour, wh)]
+    out = [_checked_reading(hour, wh)]
+    uvarint = r.uvarint
     for _ in range(count - 1):
-        head = r.uvarint()
+        head = uvarint()
         if head & 1:
             gap = head >> 1
             delta = r.svarint()
@@ -172,7 +181,8 @@ def read_readings(r: Reader) -> tuple[Reading, ...]:
             gap, delta = 0, head >> 1
         hour += gap + 1
         wh += delta
+        # Hours only grow from a first hour above 0: in range means at most MAX_HOUR.
         if hour > MAX_HOUR or not 0 <= wh <= MAX_WH:
             raise Malformed("reading out of range")
-        out.append(Reading(hour, wh))
+        out.append(_checked_reading(hour, wh))
     return tuple(out)

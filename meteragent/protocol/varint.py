@@ -35,6 +35,16 @@ def uvarint_size(value: int) -> int:
 
 def decode_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
     """Decode a varint at ``pos``; return ``(value, next_pos)``. Raises :class:`Malformed`."""
+    # One- and two-byte forms first: nearly every field of a report (the readings' deltas).
+    if pos + 1 < len(buf):
+        first = buf[pos]
+        if first < 0x80:
+            return first, pos + 1
+        second = buf[pos + 1]
+        if second < 0x80:
+            if second == 0:
+                raise Malformed("overlong varint")
+            return (first & 0x7F) | (second << 7), pos + 2
     value = 0
     shift = 0
     for i in range(MAX_VARINT_BYTES):

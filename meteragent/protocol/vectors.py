@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from meteragent.protocol.messages import (
     DeviceInfo,
     DisplayCode,
     Message,
+    MessageType,
     RekeyAccept,
     RekeyInit,
     Report,
@@ -51,73 +53,100 @@ H0 = T0 // 3600
 # --- JSON form of messages (also used by the tests and other tools) ------------------------
 
 
-def message_to_json(msg: Message) -> dict[str, Any]:
-    if isinstance(msg, Report):
-        return {
-            "type": "REPORT",
-            "sent_at": msg.sent_at,
-            "remaining": msg.remaining,
-            "events": [{"kind": e.kind.name, "time": e.time, "arg": e.arg} for e in msg.events],
-            "readings": [[r.hour, r.wh] for r in msg.readings],
-        }
-    if isinstance(msg, Ack):
-        sched = msg.schedule
-        return {
-            "type": "ACK",
-            "answers_counter": msg.answers_counter,
-            "acked_through_hour": msg.acked_through_hour,
-            "server_time": msg.server_time,
-            "display_code": msg.display_code.code if msg.display_code else None,
-            "resend_from_hour": msg.resend_from_hour,
-            "schedule": (
-                [sched.first_minute, sched.second_minute, sched.jitter_minutes] if sched else None
-            ),
-        }
-    if isinstance(msg, RekeyInit):
-        return {
-            "type": "REKEY_INIT",
-            "new_key_id": msg.new_key_id,
-            "server_public": msg.server_public.hex(),
-        }
-    if isinstance(msg, DeviceInfo):
-        return {
-            "type": "DEVICE_INFO",
-            "signing_public": msg.signing_public.hex(),
-            "software_version": msg.software_version,
-        }
+def _report_to_json(msg: Report) -> dict[str, Any]:
     return {
-        "type": "REKEY_ACCEPT",
+        "sent_at": msg.sent_at,
+        "remaining": msg.remaining,
+        "events": [{"kind": e.kind.name, "time": e.time, "arg": e.arg} for e in msg.events],
+        "readings": [[r.hour, r.wh] for r in msg.readings],
+    }
+
+
+def _report_from_json(d: dict[str, Any]) -> Report:
+    return Report(
+        d["sent_at"],
+        tuple(Reading(h, wh) for h, wh in d["readings"]),
+        tuple(Event(EventKind[e["kind"]], e["time"], e["arg"]) for e in d["events"]),
+        d["remaining"],
+    )
+
+
+def _ack_to_json(msg: Ack) -> dict[str, Any]:
+    sched = msg.schedule
+    return {
+        "answers_counter": msg.answers_counter,
+        "acked_through_hour": msg.acked_through_hour,
+        "server_time": msg.server_time,
+        "display_code": msg.display_code.code if msg.display_code else None,
+        "resend_from_hour": msg.resend_from_hour,
+        "schedule": (
+            [sched.first_minute, sched.second_minute, sched.jitter_minutes] if sched else None
+        ),
+    }
+
+
+def _ack_from_json(d: dict[str, Any]) -> Ack:
+    return Ack(
+        d["answers_counter"],
+        d["acked_through_hour"],
+        d["server_time"],
+        DisplayCode(d["display_code"]) if d["display_code"] else None,
+        d["resend_from_hour"],
+        Schedule(*d["schedule"]) if d["schedule"] else None,
+    )
+
+
+def _rekey_init_to_json(msg: RekeyInit) -> dict[str, Any]:
+    return {"new_key_id": msg.new_key_id, "server_public": msg.server_public.hex()}
+
+
+def _rekey_init_from_json(d: dict[str, Any]) -> RekeyInit:
+    return RekeyInit(d["new_key_id"], bytes.fromhex(d["server_public"]))
+
+
+def _device_info_to_json(msg: DeviceInfo) -> dict[str, Any]:
+    return {"signing_public": msg.signing_public.hex(), "software_version": msg.software_version}
+
+
+def _device_info_from_json(d: dict[str, Any]) -> DeviceInfo:
+    return DeviceInfo(bytes.fromhex(d["signing_public"]), d["software_version"])
+
+
+def _rekey_accept_to_json(msg: RekeyAccept) -> dict[str, Any]:
+    return {
         "answers_counter": msg.answers_counter,
         "new_key_id": msg.new_key_id,
         "meter_public": msg.meter_public.hex(),
     }
 
 
+def _rekey_accept_from_json(d: dict[str, Any]) -> RekeyAccept:
+    return RekeyAccept(d["answers_counter"], d["new_key_id"], bytes.fromhex(d["meter_public"]))
+
+
+# The JSON form of each message type ("type" is the MessageType's name), beside the wire
+# codecs in `messages.MESSAGE_TYPES`.
+_JSON_FORMS: dict[MessageType, tuple[Callable[[Any], dict[str, Any]], Callable[..., Message]]] = {
+    MessageType.REPORT: (_report_to_json, _report_from_json),
+    MessageType.ACK: (_ack_to_json, _ack_from_json),
+    MessageType.REKEY_INIT: (_rekey_init_to_json, _rekey_init_from_json),
+    MessageType.DEVICE_INFO: (_device_info_to_json, _device_info_from_json),
+    MessageType.REKEY_ACCEPT: (_rekey_accept_to_json, _rekey_accept_from_json),
+}
+
+
+def message_to_json(msg: Message) -> dict[str, Any]:
+    to_json, _ = _JSON_FORMS[msg.TYPE]
+    return {"type": msg.TYPE.name, **to_json(msg)}
+
+
 def message_from_json(d: dict[str, Any]) -> Message:
     kind = d["type"]
-    if kind == "REPORT":
-        return Report(
-            d["sent_at"],
-            tuple(Reading(h, wh) for h, wh in d["readings"]),
-            tuple(Event(EventKind[e["kind"]], e["time"], e["arg"]) for e in d["events"]),
-            d["remaining"],
-        )
-    if kind == "ACK":
-        return Ack(
-            d["answers_counter"],
-            d["acked_through_hour"],
-            d["server_time"],
-            DisplayCode(d["display_code"]) if d["display_code"] else None,
-            d["resend_from_hour"],
-            Schedule(*d["schedule"]) if d["schedule"] else None,
-        )
-    if kind == "REKEY_INIT":
-        return RekeyInit(d["new_key_id"], bytes.fromhex(d["server_public"]))
-    if kind == "DEVICE_INFO":
-        return DeviceInfo(bytes.fromhex(d["signing_public"]), d["software_version"])
-    if kind == "REKEY_ACCEPT":
-        return RekeyAccept(d["answers_counter"], d["new_key_id"], bytes.fromhex(d["meter_public"]))
-    raise ValueError(f"unknown message type {kind!r}")
+    try:
+        _, from_json = _JSON_FORMS[MessageType[kind]]
+    except KeyError:
+        raise ValueError(f"unknown message type {kind!r}") from None
+    return from_json(d)
 
 
 # --- building the vectors -----------------------------------------------------------------

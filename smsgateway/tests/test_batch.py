@@ -13,7 +13,7 @@ from readings.models import Reading, ReadingConflict
 from readings.services import datetime_to_hour
 from smsgateway.adapters import InboundSms
 from smsgateway.batch import process_batch
-from smsgateway.ingest import drain
+from smsgateway.drain import drain
 from smsgateway.models import InboundMessage, OutboundMessage
 from smsgateway.rawstore import store_raw
 

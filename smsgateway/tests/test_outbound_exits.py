@@ -7,8 +7,8 @@ from django.utils import timezone
 from accounts.roles import PROVISIONING, SUPPORT
 from audit.caps import CapExceeded
 from audit.models import AuditEvent
-from smsgateway import outbox
 from smsgateway.models import OutboundMessage, OutboundStatus
+from smsgateway.outbox import sending
 
 from .test_outbox import kannel_sendsms, queued  # noqa: F401  (fixtures)
 
@@ -19,7 +19,7 @@ def _failed(queued, kannel, n: int = 1) -> list[OutboundMessage]:  # noqa: F811
     kannel.status = 403  # the gateway refuses: failed at once, no retries left
     _, messages = queued(n)
     for message in messages:
-        outbox.send(message.pk, now=timezone.now())  # unless the queued task already tried
+        sending.send(message.pk, now=timezone.now())  # unless the queued task already tried
         message.refresh_from_db()
         assert message.status == OutboundStatus.FAILED
     kannel.status = 202
@@ -85,7 +85,7 @@ def test_sending_again_beyond_the_cap_is_refused_and_alerted(
     messages = _failed(queued, kannel_sendsms, n=3)
     settings.ANOMALY_CAPS = {**settings.ANOMALY_CAPS, "sms.sent_again": (2, 3600)}
     with pytest.raises(CapExceeded):
-        outbox.send_again(messages, by="test", now=timezone.now())
+        sending.send_again(messages, by="test", now=timezone.now())
     assert set(OutboundMessage.objects.values_list("status", flat=True)) == {"failed"}
     assert AuditEvent.objects.get(action="cap.exceeded").outcome == "alert"
 

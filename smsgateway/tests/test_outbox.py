@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from smsgateway import outbox
 from smsgateway.acks import queue_ack
 from smsgateway.models import DeliveryReport, OutboundMessage, OutboundStatus
+from smsgateway.outbox import sending
 from smsgateway.tasks import send_due
 
 
@@ -77,7 +77,7 @@ def kannel_sendsms(settings):
 @pytest.mark.django_db
 def test_kannel_backend_sends_the_frame_as_binary_with_a_delivery_report(queued, kannel_sendsms):
     meter, [message] = queued()
-    assert outbox.send(message.pk, now=timezone.now()) == OutboundStatus.SENT
+    assert sending.send(message.pk, now=timezone.now()) == OutboundStatus.SENT
     [path] = kannel_sendsms.requests
     query = parse_qs(urlparse(path).query, encoding="latin-1")
     assert query["coding"] == ["1"] and query["to"] == [meter.msisdn]
@@ -93,7 +93,7 @@ def test_kannel_backend_sends_the_frame_as_binary_with_a_delivery_report(queued,
 def test_a_refused_request_is_not_retried(queued, kannel_sendsms):
     _, [message] = queued()
     kannel_sendsms.status = 403
-    assert outbox.send(message.pk, now=timezone.now()) == OutboundStatus.FAILED
+    assert sending.send(message.pk, now=timezone.now()) == OutboundStatus.FAILED
     assert AuditEvent.objects.filter(action="sms.send_failed").exists()
 
 
@@ -104,15 +104,15 @@ def test_an_unreachable_gateway_is_retried_with_backoff_then_failed(queued, sett
     settings.SMS_MAX_ATTEMPTS = 3
     _, [message] = queued()
     now = timezone.now()
-    assert outbox.send(message.pk, now=now) == OutboundStatus.PENDING
+    assert sending.send(message.pk, now=now) == OutboundStatus.PENDING
     message.refresh_from_db()
     assert message.next_attempt_at == now + timedelta(seconds=30)
-    assert outbox.send(message.pk, now=now) == "not due"  # not before its time
+    assert sending.send(message.pk, now=now) == "not due"  # not before its time
     later = now + timedelta(seconds=31)
-    assert outbox.send(message.pk, now=later) == OutboundStatus.PENDING
+    assert sending.send(message.pk, now=later) == OutboundStatus.PENDING
     message.refresh_from_db()
     assert message.next_attempt_at == later + timedelta(seconds=60)
-    assert outbox.send(message.pk, now=later + timedelta(hours=1)) == OutboundStatus.FAILED
+    assert sending.send(message.pk, now=later + timedelta(hours=1)) == OutboundStatus.FAILED
 
 
 @pytest.mark.django_db
@@ -133,7 +133,7 @@ def test_the_send_command_backend_runs_the_operators_tool(queued, settings, tmp_
     settings.SMS_BACKEND = "smsgateway.backends.SendCommandBackend"
     settings.SMS_SEND_COMMAND = str(tool)
     meter, [message] = queued()
-    assert outbox.send(message.pk, now=timezone.now()) == OutboundStatus.SENT
+    assert sending.send(message.pk, now=timezone.now()) == OutboundStatus.SENT
     assert log.read_text().split() == [meter.msisdn, bytes(message.payload).hex()]
     message.refresh_from_db()
     assert message.gateway_ref == "ref-42"
@@ -144,7 +144,7 @@ def test_delivery_reports_are_recorded(client, queued, settings, tmp_path):
     settings.SMS_BACKEND = "smsgateway.backends.FileBackend"
     settings.SMS_FILE_BACKEND_PATH = str(tmp_path / "out.jsonl")
     _, [message] = queued()
-    outbox.send(message.pk, now=timezone.now())
+    sending.send(message.pk, now=timezone.now())
     secret = settings.SMS_GATEWAY_SECRET
     assert (
         client.get(f"/sms/kannel/dlr?secret={secret}&id={message.pk}&status=8").status_code == 200

@@ -1,4 +1,8 @@
-"""Sending what the outbox holds, with retries and backoff, and recording delivery reports."""
+"""Sending what the outbox holds, with retries and backoff.
+
+The send tasks are queued by name: `smsgateway.tasks` sits above the outbox (it drives ingest,
+which queues acks here), so importing it here would make an import cycle.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
@@ -13,10 +18,26 @@ from audit.caps import capped
 from audit.models import Outcome
 from audit.services import record
 
-from .backends import SendError, get_backend
-from .models import DeliveryReport, OutboundMessage, OutboundStatus
+from ..backends import SendError, get_backend
+from ..models import OutboundMessage, OutboundStatus
 
 logger = logging.getLogger("smsgateway")
+
+SEND_ONE = "smsgateway.send_outbound"
+SEND_MANY = "smsgateway.send_outbound_many"
+
+
+def send_on_commit(outbound_ids: list[int]) -> None:
+    """Queue the sending of these outbox rows once the current transaction commits."""
+    if len(outbound_ids) == 1:
+        (outbound_id,) = outbound_ids
+        transaction.on_commit(
+            lambda: current_app.signature(SEND_ONE, kwargs={"outbound_id": outbound_id}).delay()
+        )
+    elif outbound_ids:
+        transaction.on_commit(
+            lambda: current_app.signature(SEND_MANY, kwargs={"outbound_ids": outbound_ids}).delay()
+        )
 
 
 def backoff(attempts: int) -> timedelta:
@@ -101,10 +122,7 @@ def send_again(messages: Iterable[OutboundMessage], *, by, now: datetime) -> int
                 target=f"outbound:{outbound.pk} to {outbound.msisdn}",
                 details={"kind": outbound.kind},
             )
-    from .tasks import send_outbound_many
-
-    ids = [m.pk for m in messages]
-    transaction.on_commit(lambda: send_outbound_many.delay(outbound_ids=ids))
+    send_on_commit([m.pk for m in messages])
     return len(messages)
 
 
@@ -114,23 +132,3 @@ def due_messages(*, now: datetime, limit: int = 1000) -> list[int]:
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
-
-
-# Kannel DLR status codes: 1 delivered, 2 failed, 4 queued on SMSC, 8 accepted by SMSC,
-# 16 rejected by SMSC.
-_DLR_FINAL = {1: OutboundStatus.DELIVERED, 2: OutboundStatus.FAILED, 16: OutboundStatus.FAILED}
-
-
-def record_delivery_report(outbound_id: int, status_code: int, *, now: datetime, detail: str = ""):
-    outbound = OutboundMessage.objects.filter(pk=outbound_id).first()
-    if outbound is None:
-        return None
-    report = DeliveryReport.objects.create(
-        outbound=outbound, status_code=status_code, detail=detail[:255], received_at=now
-    )
-    final = _DLR_FINAL.get(status_code)
-    if final is not None:
-        OutboundMessage.objects.filter(pk=outbound_id).update(
-            status=final, delivered_at=now if final == OutboundStatus.DELIVERED else None
-        )
-    return report

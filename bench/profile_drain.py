@@ -1,0 +1,148 @@
+"""Where a drain's time goes: the sms workers' processing of stored report frames, in one
+process, with the time spent in each SQL statement (waiting for PostgreSQL) and in Python.
+
+    .venv/bin/python bench/profile_drain.py                       # 1000 meters x 4 frames
+    .venv/bin/python bench/profile_drain.py --meters 2000 --frames 6 --cprofile 25
+
+The frames are stored raw as the webhook stores them, then drained with
+`smsgateway.drain.drain` (batches of SMS_BATCH_SIZE). Prints messages/s, readings rows/s, the
+share of the wall time spent inside database calls (per statement, by its first words), and
+with --cprofile the N functions with the most own time. Needs PostgreSQL on localhost (a
+scratch database `bench_drain` is recreated). To see the same from outside, run py-spy on a
+worker of bench/bench_ingest.py: `py-spy record -o drain.svg --pid <worker pid>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import pstats
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.scratch import django_environment, recreate_database  # noqa: E402
+
+DB_NAME = "bench_drain"
+
+
+class StatementTimes:
+    """Sums the time of each kind of statement inside psycopg's execute (adapting the
+    parameters, the round trip, PostgreSQL's work), for Django's cursors and the raw ones."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def install(self) -> None:
+        import psycopg
+
+        original = psycopg.Cursor.execute
+        times = self
+
+        def execute(cursor, query, params=None, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(cursor, query, params, **kwargs)
+            finally:
+                kind = times.kind(query if isinstance(query, str) else str(query))
+                times.seconds[kind] += time.perf_counter() - start
+                times.calls[kind] += 1
+
+        psycopg.Cursor.execute = execute
+
+    @staticmethod
+    def kind(sql: str) -> str:
+        words = re.sub(r"\s+", " ", str(sql)).strip()
+        match = re.match(
+            r"(WITH \w+|INSERT INTO \S+|UPDATE \S+|DELETE FROM \S+|SELECT .*? FROM \S+|\w+)",
+            words,
+        )
+        return (match.group(1) if match else words)[:90]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--meters", type=int, default=1000)
+    parser.add_argument("--frames", type=int, default=4, help="report frames per meter")
+    parser.add_argument("--cprofile", type=int, default=0, help="show the N top functions")
+    args = parser.parse_args()
+
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    kek = X25519PrivateKey.generate()
+    os.environ.update(
+        django_environment(
+            DB_NAME,
+            REDIS_URL="redis://127.0.0.1:6379/13",
+            DEVICE_KEK_PUBLIC_KEY=base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
+            DEVICE_KEK_PRIVATE_KEYS=base64.b64encode(kek.private_bytes_raw()).decode(),
+            SMS_INGEST_ENABLED="true",
+            CELERY_TASK_ALWAYS_EAGER="false",
+            CAP_BUNDLES_PER_HOUR=str(10 * args.meters + 10),
+            SMS_OUTBOUND_DAILY_CAP="1000",
+            SMS_BACKEND="smsgateway.backends.FileBackend",
+            SMS_FILE_BACKEND_PATH="/dev/null",
+        )
+    )
+    recreate_database(DB_NAME)
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.utils import timezone
+
+    from bench.bench_ingest import UTILITY_MSISDN, frames_for, provision, readings_rows
+    from smsgateway.adapters import InboundSms
+    from smsgateway.drain import drain
+    from smsgateway.rawstore import store_raw_many
+
+    print(f"provisioning {args.meters} meters…", file=sys.stderr)
+    fleet = provision(args.meters)
+    work = frames_for(fleet, args.frames)
+    store_raw_many(
+        [
+            (
+                InboundSms("kannel", f"p-{i}", m, UTILITY_MSISDN, f, b"", 1, "b", None),
+                timezone.now(),
+            )
+            for i, (m, f) in enumerate(work)
+        ]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    times = StatementTimes()
+    profile = cProfile.Profile() if args.cprofile else None
+    start, cpu_start = time.perf_counter(), time.process_time()
+    times.install()
+    if profile:
+        profile.enable()
+    drained = drain(limit=len(work))
+    if profile:
+        profile.disable()
+    elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu_start
+    rows = readings_rows()
+    in_db = sum(times.seconds.values())
+    print(
+        f"{drained.processed} messages in {elapsed:.2f} s: {drained.processed / elapsed:.0f} "
+        f"messages/s, {rows / elapsed:.0f} readings rows/s ({rows} rows); "
+        f"{1e6 * cpu_used / drained.processed:.0f} µs of this process's CPU per message"
+    )
+    print(f"inside psycopg execute: {in_db:.2f} s ({100 * in_db / elapsed:.0f} % of the wall time)")
+    for kind, seconds in sorted(times.seconds.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {seconds:7.3f} s {times.calls[kind]:6d} x  {kind}")
+    if profile:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.cprofile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
