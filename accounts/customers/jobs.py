@@ -20,7 +20,6 @@ from audit.caps import check_cap
 from audit.models import AuditEvent, Outcome
 from audit.services import record
 from devices.models import Meter
-from smsgateway.acks import queue_display_code
 
 from .claims import CLAIMABLE_STATUSES, code_hash, open_claim
 
@@ -30,6 +29,11 @@ logger = logging.getLogger(__name__)
 def send_claim_code(claim_id: int, *, now: datetime) -> str:
     """Generate the code, keep its hash, and queue it to the meter's display. Idempotent: a
     claim gets at most one code. Returns what happened (for the task log only)."""
+    # Imported here, not at the top: the web process imports this module through the tasks it
+    # enqueues, and must never load the meter-key store that sealing the code needs; this job
+    # runs only on the sms workers (an ignored import in .importlinter says the same).
+    from smsgateway.acks import queue_display_code
+
     with transaction.atomic():
         claim = MeterClaim.objects.select_for_update().filter(pk=claim_id).first()
         if claim is None or claim.status != ClaimStatus.REQUESTED:
