@@ -25,9 +25,9 @@ from math import ceil
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from django.conf import settings
 from django.db import connections, transaction
 
+from .conf import setting
 from .models import TariffVersion
 from .rating import Usage, bands_at
 
@@ -166,35 +166,35 @@ FROM regs WHERE hour = start_h OR hour = end_h
     )
 )
 
-# The fast path's reads: every read of each window's [start, end] (both ends inclusive) and, per
-# window, the last read before its start and the first after its end (kinds 1 and 2), as four
-# byte strings of big-endian binary values (window, microseconds since 2000, Wh, kind) that
-# numpy reads in one go: PostgreSQL only walks the index, the arithmetic is done by the caller.
-# The aggregates take the rows in one order, so the i-th value of each belongs to one read.
+# The fast path's reads, one row per window: its reads of [start, end] (both ends inclusive) as
+# two byte strings of big-endian binary values (microseconds since 2000, Wh) that numpy reads in
+# one go, and the last read before its start and the first after its end. PostgreSQL only walks
+# the index; the arithmetic is done by the caller. Both aggregates take the rows in one order,
+# so the i-th value of each belongs to one read (the caller sorts them if they are not in order).
 READS_SQL = """
 WITH w AS (
     SELECT * FROM unnest(%(wid)s::int[], %(meter)s::bigint[],
                          %(start)s::timestamptz[], %(end)s::timestamptz[])
         AS w(wid, meter_id, start_h, end_h)
-), reads AS (
-    SELECT w.wid, r.hour, r.wh, 0 AS kind FROM w JOIN readings_reading r
-        ON r.meter_id = w.meter_id AND r.hour >= w.start_h AND r.hour <= w.end_h
-    UNION ALL
-    SELECT w.wid, p.hour, p.wh, 1 FROM w CROSS JOIN LATERAL (
-        SELECT r.hour, r.wh FROM readings_reading r
-        WHERE r.meter_id = w.meter_id AND r.hour < w.start_h
-          AND r.hour >= w.start_h - %(look)s::interval
-        ORDER BY r.hour DESC LIMIT 1) p
-    UNION ALL
-    SELECT w.wid, p.hour, p.wh, 2 FROM w CROSS JOIN LATERAL (
-        SELECT r.hour, r.wh FROM readings_reading r
-        WHERE r.meter_id = w.meter_id AND r.hour > w.end_h
-          AND r.hour <= w.end_h + %(look)s::interval
-        ORDER BY r.hour LIMIT 1) p
 )
-SELECT string_agg(int4send(wid), ''), string_agg(timestamptz_send(hour), ''),
-       string_agg(int8send(wh), ''), string_agg(int4send(kind), '')
-FROM reads
+SELECT w.wid, a.hours, a.whs,
+       timestamptz_send(lo.hour), lo.wh, timestamptz_send(hi.hour), hi.wh
+FROM w
+CROSS JOIN LATERAL (
+    SELECT string_agg(timestamptz_send(r.hour), '') AS hours,
+           string_agg(int8send(r.wh), '') AS whs
+    FROM readings_reading r
+    WHERE r.meter_id = w.meter_id AND r.hour >= w.start_h AND r.hour <= w.end_h) a
+LEFT JOIN LATERAL (
+    SELECT r.hour, r.wh FROM readings_reading r
+    WHERE r.meter_id = w.meter_id AND r.hour < w.start_h
+      AND r.hour >= w.start_h - %(look)s::interval
+    ORDER BY r.hour DESC LIMIT 1) lo ON true
+LEFT JOIN LATERAL (
+    SELECT r.hour, r.wh FROM readings_reading r
+    WHERE r.meter_id = w.meter_id AND r.hour > w.end_h
+      AND r.hour <= w.end_h + %(look)s::interval
+    ORDER BY r.hour LIMIT 1) hi ON true
 """
 
 # The fast path's estimates: the gaps it found, each hour of them estimated as the reference
@@ -248,10 +248,10 @@ class WindowUsage:
 
 def read_alias() -> str:
     """The database alias billing reads through: the read-only role when configured (S11)."""
-    return settings.BILLING_READ_DATABASE
+    return setting("BILLING_READ_DATABASE")
 
 
-def _params(windows: list[Window]) -> dict:
+def query_parameters(windows: list[Window]) -> dict:
     return {
         "wid": [w.wid for w in windows],
         "meter": [w.meter_id for w in windows],
@@ -264,9 +264,9 @@ def _params(windows: list[Window]) -> dict:
         "range_from": min(w.start for w in windows) - LOOK_AROUND,
         "range_to": max(w.end for w in windows) + LOOK_AROUND,
         "profile_from": min(w.start for w in windows)
-        - timedelta(days=settings.BILLING_PROFILE_DAYS),
-        "linear_max": timedelta(hours=settings.BILLING_LINEAR_GAP_MAX_HOURS),
-        "tz": settings.BILLING_TIME_ZONE,
+        - timedelta(days=setting("BILLING_PROFILE_DAYS")),
+        "linear_max": timedelta(hours=setting("BILLING_LINEAR_GAP_MAX_HOURS")),
+        "tz": setting("BILLING_TIME_ZONE"),
     }
 
 
@@ -289,7 +289,7 @@ def reference_window_usage(
     alias = using or read_alias()
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         _session(cursor)
-        cursor.execute(REFERENCE_SQL, _params(windows))
+        cursor.execute(REFERENCE_SQL, query_parameters(windows))
         rows = cursor.fetchall()
     for kind, wid, version_id, band, value, flag, estimated_wh in rows:
         item = result[wid]
@@ -305,7 +305,6 @@ def reference_window_usage(
 # Instants as integer microseconds since 2000-01-01 UTC: PostgreSQL's binary timestamptz.
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 HOUR_US = 3_600_000_000
-BEFORE, AFTER = 1, 2  # READS_SQL's kinds of the reads outside a window
 
 
 def to_us(moment: datetime) -> int:
@@ -334,7 +333,7 @@ def calendars(
     """The calendars of the tariffs over [start, end), computed once per batch: each UTC hour
     placed in its versions by its local date and in its bands by its local time (DST days have
     23 or 25 hours), by the rule of each version's kind."""
-    zone = ZoneInfo(settings.BILLING_TIME_ZONE)
+    zone = ZoneInfo(setting("BILLING_TIME_ZONE"))
     versions: dict[int, list[TariffVersion]] = defaultdict(list)
     for version in (
         TariffVersion.objects.using(using)
@@ -364,18 +363,45 @@ def calendars(
     return result
 
 
-def _read_rows(cursor, params: dict) -> dict[str, np.ndarray]:
-    """READS_SQL's reads as arrays, sorted by window and hour."""
+def _points(cursor, windows: list[Window], params: dict) -> tuple[np.ndarray, ...]:
+    """The reads each window's consumption is computed from, as the reference takes them: from
+    the last read at or before its start to the first at or after its end, with a swap's
+    anchor registers in place of the reads at its ends. Returns (window index, instant in
+    microseconds, Wh), sorted by window and instant."""
+    index = {w.wid: i for i, w in enumerate(windows)}
     cursor.execute(READS_SQL, params)
-    wid, hour, wh, kind = (b"" if value is None else bytes(value) for value in cursor.fetchone())
-    rows = {
-        "wid": np.frombuffer(wid, ">i4").astype(np.int64),
-        "hour": np.frombuffer(hour, ">i8").astype(np.int64),
-        "wh": np.frombuffer(wh, ">i8").astype(np.int64),
-        "kind": np.frombuffer(kind, ">i4").astype(np.int64),
-    }
-    order = np.lexsort((rows["hour"], rows["wid"]))
-    return {name: values[order] for name, values in rows.items()}
+    parts_w, parts_h, parts_v = [], [], []
+    for wid, hours, whs, lo_h, lo_wh, hi_h, hi_wh in cursor.fetchall():
+        i = index[wid]
+        window = windows[i]
+        start, end = to_us(window.start), to_us(window.end)
+        h = np.frombuffer(hours or b"", ">i8").astype(np.int64)
+        v = np.frombuffer(whs or b"", ">i8").astype(np.int64)
+        if h.size > 1 and not (h[1:] > h[:-1]).all():
+            order = np.argsort(h)
+            h, v = h[order], v[order]
+        head_h, head_v, tail_h, tail_v = [], [], [], []
+        if window.start_anchor is not None:
+            keep = h != start
+            h, v = h[keep], v[keep]
+            head_h, head_v = [start], [window.start_anchor]
+        elif lo_h is not None and not (h.size and h[0] == start):
+            head_h, head_v = [int.from_bytes(lo_h, "big", signed=True)], [lo_wh]
+        if window.end_anchor is not None:
+            keep = h != end
+            h, v = h[keep], v[keep]
+            tail_h, tail_v = [end], [window.end_anchor]
+        elif hi_h is not None and not (h.size and h[-1] == end):
+            tail_h, tail_v = [int.from_bytes(hi_h, "big", signed=True)], [hi_wh]
+        if head_h or tail_h:
+            h = np.concatenate((np.array(head_h, np.int64), h, np.array(tail_h, np.int64)))
+            v = np.concatenate((np.array(head_v, np.int64), v, np.array(tail_v, np.int64)))
+        parts_w.append(np.full(h.size, i, np.int64))
+        parts_h.append(h)
+        parts_v.append(v)
+    if not parts_h:
+        return (np.zeros(0, np.int64),) * 3
+    return np.concatenate(parts_w), np.concatenate(parts_h), np.concatenate(parts_v)
 
 
 @dataclass
@@ -390,16 +416,16 @@ class _Sums:
 def window_usage(windows: list[Window], *, using: str | None = None) -> dict[int, WindowUsage]:
     """Consumption per tariff version and band, and opening/closing registers, per window.
 
-    Equal to `reference_window_usage` to the Wh, faster: PostgreSQL only returns the reads (one
-    binary COPY); between two consecutive hourly reads the hour's consumption is their
+    Equal to `reference_window_usage` to the Wh, faster: PostgreSQL only returns the reads (as
+    binary arrays); between two consecutive hourly reads the hour's consumption is their
     difference (a step backwards counts nothing), so each run of hours in one version and band
-    (its tariff's calendar, computed once per batch) sums as a difference of cumulative sums,
-    without a row per hour. Only the gaps' hours go back to SQL, to be estimated (GAPS_SQL)."""
+    (its tariff's calendar, computed once per batch) is summed at once with numpy, without a
+    row per hour. Only the gaps' hours go back to SQL, to be estimated (GAPS_SQL)."""
     result = {w.wid: WindowUsage(w) for w in windows}
     if not windows:
         return result
     alias = using or read_alias()
-    params = _params(windows)
+    params = query_parameters(windows)
     cals = calendars(
         {w.tariff_id for w in windows},
         min(w.start for w in windows),
@@ -407,15 +433,10 @@ def window_usage(windows: list[Window], *, using: str | None = None) -> dict[int
         using=alias,
     )
     sums: dict[int, _Sums] = {w.wid: _Sums() for w in windows}
-    gaps: list[tuple[Window, int, int, int | None, int | None]] = []
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         _session(cursor)
-        rows = _read_rows(cursor, params)
-        first = np.searchsorted(rows["wid"], [w.wid for w in windows], side="left")
-        last = np.searchsorted(rows["wid"], [w.wid for w in windows], side="right")
-        for window, i, j in zip(windows, first, last, strict=True):
-            mine = {name: values[i:j] for name, values in rows.items()}
-            gaps += _actual_hours(window, mine, cals[window.tariff_id], result, sums)
+        points = _points(cursor, windows, params)
+        gaps = _actual_hours(windows, points, cals, result, sums)
         estimates = _estimate(cursor, params, gaps) if gaps else []
     by_wid = {w.wid: w for w in windows}
     for wid, at, cons, register, inside in estimates:
@@ -445,61 +466,49 @@ def window_usage(windows: list[Window], *, using: str | None = None) -> dict[int
 
 
 def _actual_hours(
-    window: Window, rows: dict[str, np.ndarray], cal: Calendar, result: dict, sums: dict
+    windows: list[Window], points: tuple[np.ndarray, ...], cals: dict, result: dict, sums: dict
 ) -> list[tuple[Window, int, int, int | None, int | None]]:
-    """Sum one window's hours between consecutive actual reads per key of the calendar, note
-    its actual opening/closing registers, and return its gaps (read before, read after)."""
-    start, end = to_us(window.start), to_us(window.end)
-    inside = rows["kind"] == 0
-    hours, registers = rows["hour"][inside], rows["wh"][inside]
-    before = {name: values[rows["kind"] == BEFORE] for name, values in rows.items()}
-    after = {name: values[rows["kind"] == AFTER] for name, values in rows.items()}
-    head_h, head_wh, tail_h, tail_wh = [], [], [], []
-    if window.start_anchor is not None:
-        keep = hours != start
-        hours, registers = hours[keep], registers[keep]
-        head_h, head_wh = [start], [window.start_anchor]
-    elif not (hours.size and hours[0] == start) and before["hour"].size:
-        head_h, head_wh = [before["hour"][0]], [before["wh"][0]]
-    if window.end_anchor is not None:
-        keep = hours != end
-        hours, registers = hours[keep], registers[keep]
-        tail_h, tail_wh = [end], [window.end_anchor]
-    elif not (hours.size and hours[-1] == end) and after["hour"].size:
-        tail_h, tail_wh = [after["hour"][0]], [after["wh"][0]]
-    hours = np.concatenate((np.array(head_h, np.int64), hours, np.array(tail_h, np.int64)))
-    registers = np.concatenate(
-        (np.array(head_wh, np.int64), registers, np.array(tail_wh, np.int64))
-    )
-    item = result[window.wid]
-    at_start, at_end = np.flatnonzero(hours == start), np.flatnonzero(hours == end)
-    if at_start.size:
-        item.opening_wh, item.opening_estimated = Decimal(int(registers[at_start[0]])), False
-    if at_end.size:
-        item.closing_wh, item.closing_estimated = Decimal(int(registers[at_end[0]])), False
-    if not hours.size:
+    """Sum the hours between consecutive actual reads per window and run of its calendar, note
+    the actual opening/closing registers, and return the gaps (read before, read after)."""
+    w, h, v = points
+    starts = np.array([to_us(x.start) for x in windows], np.int64)
+    ends = np.array([to_us(x.end) for x in windows], np.int64)
+    for i in np.flatnonzero(h == starts[w]):
+        result[windows[w[i]].wid].opening_wh = Decimal(int(v[i]))
+        result[windows[w[i]].wid].opening_estimated = False
+    for i in np.flatnonzero(h == ends[w]):
+        result[windows[w[i]].wid].closing_wh = Decimal(int(v[i]))
+        result[windows[w[i]].wid].closing_estimated = False
+    if not h.size:
         return []
-    step, used, hour = np.diff(hours), np.diff(registers), hours[:-1]
-    actual = (step == HOUR_US) & (hour >= start) & (hour < end)
-    used = np.where(actual, np.maximum(used, 0), 0)
-    # The runs of the calendar inside the window, and the pairs of reads each one holds.
-    first, last = cal.run_of(start), cal.run_of(end - 1)
-    bounds = np.concatenate(([start], cal.bounds[first + 1 : last + 1], [end]))
-    at = np.searchsorted(hour, bounds, side="left")
-    used_sum = np.concatenate(([0], np.cumsum(used)))[at]
-    pairs = np.concatenate(([0], np.cumsum(actual)))[at]
-    tally = sums[window.wid]
-    for run in np.flatnonzero(np.diff(pairs)):
-        wh = int(used_sum[run + 1] - used_sum[run])
-        for key in cal.keys[first + run]:
-            tally.actual[key] += wh
-            tally.seen.add(key)
+    same = w[1:] == w[:-1]
+    pw, hour, step, used = w[:-1], h[:-1], np.diff(h), np.diff(v)
+    actual = same & (step == HOUR_US) & (hour >= starts[pw]) & (hour < ends[pw])
+    pw, hour, used = pw[actual], hour[actual], np.maximum(used[actual], 0)
+    # The calendar run of each hour, per tariff; pairs are in (window, hour) order, so equal
+    # (window, run) pairs are consecutive and sum with one reduceat.
+    run = np.zeros(hour.size, np.int64)
+    tariff = np.array([x.tariff_id for x in windows], np.int64)
+    for tariff_id, cal in cals.items():
+        mine = tariff[pw] == tariff_id
+        run[mine] = np.searchsorted(cal.bounds, hour[mine], side="right") - 1
+    if hour.size:
+        first = np.flatnonzero(
+            np.concatenate(([True], (pw[1:] != pw[:-1]) | (run[1:] != run[:-1])))
+        )
+        totals = np.add.reduceat(used, first)
+        for at, wh in zip(first.tolist(), totals.tolist(), strict=True):
+            window = windows[pw[at]]
+            tally = sums[window.wid]
+            for key in cals[window.tariff_id].keys[run[at]]:
+                tally.actual[key] += wh
+                tally.seen.add(key)
     gaps = [
-        (window, int(hours[i]), int(registers[i]), int(hours[i + 1]), int(registers[i + 1]))
-        for i in np.flatnonzero(step > HOUR_US)
+        (windows[w[i]], int(h[i]), int(v[i]), int(h[i + 1]), int(v[i + 1]))
+        for i in np.flatnonzero(same & (step > HOUR_US))
     ]
-    if hours[-1] < end:
-        gaps.append((window, int(hours[-1]), int(registers[-1]), None, None))
+    last = np.flatnonzero(np.concatenate((~same, [True])))
+    gaps += [(windows[w[i]], int(h[i]), int(v[i]), None, None) for i in last if h[i] < ends[w[i]]]
     return gaps
 
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from django.conf import settings
-
+from .conf import setting
 from .models import DayType, LineKind, TariffKind, TariffVersion, TouBand
 
 KWH = Decimal("0.001")
@@ -25,7 +24,7 @@ class BillingError(Exception):
 
 
 def money(value: Decimal) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-settings.BILLING_MINOR_UNITS), ROUND_HALF_EVEN)
+    return value.quantize(Decimal(1).scaleb(-setting("BILLING_MINOR_UNITS")), ROUND_HALF_EVEN)
 
 
 def kwh(wh: Decimal) -> Decimal:

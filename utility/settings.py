@@ -544,17 +544,19 @@ CELERY_BEAT_SCHEDULE["fraud-run-detectors"] = {
     "schedule": env.int("FRAUD_SCAN_SECONDS", default=6 * 3600),
 }
 
-# --- Billing (issue 8) ---
-BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="GBP")
-BILLING_MINOR_UNITS = env.int("BILLING_MINOR_UNITS", default=2)  # pence: amounts to 0.01
-BILLING_TIME_ZONE = env.str("BILLING_TIME_ZONE", default="Europe/London")
-# Gaps up to this many hours are interpolated linearly; longer ones follow the meter's profile.
-BILLING_LINEAR_GAP_MAX_HOURS = env.int("BILLING_LINEAR_GAP_MAX_HOURS", default=6)
-BILLING_PROFILE_DAYS = env.int("BILLING_PROFILE_DAYS", default=28)
-# How many earlier invoices with estimates are re-priced when actual reads arrive.
-BILLING_CORRECTION_LOOKBACK = env.int("BILLING_CORRECTION_LOOKBACK", default=3)
-BILLING_RUN_DELAY_DAYS = env.int("BILLING_RUN_DELAY_DAYS", default=2)
-BILLING_BATCH_SIZE = env.int("BILLING_BATCH_SIZE", default=500)
+# --- Billing: defaults in billing/conf.py; set here only what the environment overrides ---
+for _name, _cast in (
+    ("BILLING_CURRENCY", env.str),
+    ("BILLING_MINOR_UNITS", env.int),
+    ("BILLING_TIME_ZONE", env.str),
+    ("BILLING_LINEAR_GAP_MAX_HOURS", env.int),
+    ("BILLING_PROFILE_DAYS", env.int),
+    ("BILLING_CORRECTION_LOOKBACK", env.int),
+    ("BILLING_RUN_DELAY_DAYS", env.int),
+    ("BILLING_BATCH_SIZE", env.int),
+):
+    if _name in env:
+        globals()[_name] = _cast(_name)
 # S11: the billing run reads readings as a read-only database role. Unset (the demo, tests):
 # it reads through `default`. `billing_ro` always exists as an alias (a test mirror of default).
 BILLING_DATABASE_URL = env.str("BILLING_DATABASE_URL", default="")
@@ -562,7 +564,8 @@ DATABASES["billing_ro"] = (
     env.db_url_config(BILLING_DATABASE_URL) if BILLING_DATABASE_URL else dict(DATABASES["default"])
 )
 DATABASES["billing_ro"]["TEST"] = {"MIRROR": "default"}
-BILLING_READ_DATABASE = "billing_ro" if BILLING_DATABASE_URL else "default"
+if BILLING_DATABASE_URL:
+    BILLING_READ_DATABASE = "billing_ro"
 CELERY_BEAT_SCHEDULE["billing-due-runs"] = {"task": "billing.start_due_runs", "schedule": 3600}
 
 # --- Claim codes per meter (S12): each is an SMS to that meter; keep its budget for acks ---
