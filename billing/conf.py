@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.dispatch import receiver
+from django.test.signals import setting_changed
 
 BILLING_CURRENCY = "GBP"
 BILLING_MINOR_UNITS = 2  # pence: amounts to 0.01
@@ -23,6 +26,15 @@ BILLING_BATCH_SIZE = 500
 BILLING_READ_DATABASE = "default"
 
 
+@cache
 def setting(name: str) -> Any:
-    """The project's value of a billing setting, else its default here."""
+    """The project's value of a billing setting, else its default here. Cached: rating asks for
+    the currency's minor units once per line, and a setting the project leaves unset costs
+    Django an exception per look-up."""
     return getattr(settings, name, globals()[name])
+
+
+@receiver(setting_changed)
+def _forget(**kwargs) -> None:
+    # A test that overrides a setting sees its value.
+    setting.cache_clear()
