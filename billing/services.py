@@ -756,13 +756,24 @@ def plan_run(
     return run
 
 
+def chunk_for_billing(chunk_id: int) -> QuerySet[BillingChunk]:
+    """The chunk with its run, its row locked for the transaction. Only the chunk's row: locking
+    the run's row too (FOR UPDATE locks every joined row) made the workers take their chunks
+    one at a time."""
+    return (
+        BillingChunk.objects.select_for_update(of=("self",))
+        .select_related("run")
+        .filter(pk=chunk_id)
+    )
+
+
 def bill_chunk(chunk_id: int, *, now: datetime, by: str) -> BillingChunk:
     """Bill the accounts of one chunk not yet invoiced for the period, in one transaction under
     the chunk's row lock: a second worker handed the same chunk waits, then finds it done; a
     worker that dies leaves nothing half-written and the chunk pending for a retry. The
     unique constraint on (account, period) still refuses a second invoice to anyone else."""
     with transaction.atomic():
-        chunk = BillingChunk.objects.select_for_update().select_related("run").get(pk=chunk_id)
+        chunk = chunk_for_billing(chunk_id).get()
         if chunk.status == ChunkStatus.DONE:
             return chunk
         run = chunk.run
