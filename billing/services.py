@@ -778,17 +778,18 @@ def bill_chunk(chunk_id: int, *, now: datetime, by: str) -> BillingChunk:
             return chunk
         run = chunk.run
         in_chunk = Q(pk__gte=chunk.first_account_id, pk__lte=chunk.last_account_id)
-        invoiced = Invoice.objects.filter(
-            account=OuterRef("pk"),
-            kind=InvoiceKind.INVOICE,
-            period_start=run.period_start,
-            period_end=run.period_end,
+        accounts = list(accounts_for_period(run.period_start, run.period_end).filter(in_chunk))
+        # Invoiced already (an earlier attempt, or by hand): looked up by the chunk's account
+        # ids, not joined, so a plan made while the run fills the invoice table stays linear.
+        invoiced = dict(
+            Invoice.objects.filter(
+                account_id__in=[account.pk for account in accounts],
+                kind=InvoiceKind.INVOICE,
+                period_start=run.period_start,
+                period_end=run.period_end,
+            ).values_list("account_id", "run_id")
         )
-        accounts = list(
-            accounts_for_period(run.period_start, run.period_end)
-            .filter(in_chunk)
-            .exclude(Exists(invoiced))
-        )
+        accounts = [account for account in accounts if account.pk not in invoiced]
         documents, failures = _bill_accounts(accounts, run)
         write_documents(documents, now=now, by=by)
         for failure in failures:
@@ -809,12 +810,9 @@ def bill_chunk(chunk_id: int, *, now: datetime, by: str) -> BillingChunk:
         chunk.status, chunk.finished_at = ChunkStatus.DONE, now
         chunk.attempts += 1
         chunk.failed = len(failures)
-        chunk.invoices_issued = Invoice.objects.filter(
-            run=run,
-            kind=InvoiceKind.INVOICE,
-            account_id__gte=chunk.first_account_id,
-            account_id__lte=chunk.last_account_id,
-        ).count()
+        chunk.invoices_issued = len(documents) + sum(
+            1 for run_id in invoiced.values() if run_id == run.pk
+        )
         chunk.save(update_fields=["status", "finished_at", "attempts", "failed", "invoices_issued"])
     return chunk
 
