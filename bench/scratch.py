@@ -17,6 +17,16 @@ def _admin(sql: str) -> None:
         conn.execute(sql)
 
 
+def database_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        return (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+            is not None
+        )
+
+
 def drop_database(name: str) -> None:
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

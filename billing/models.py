@@ -15,13 +15,15 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from .conf import setting
+
 PRICE = {"max_digits": 12, "decimal_places": 6}  # per kWh or per day
 MONEY = {"max_digits": 14, "decimal_places": 2}
 RATE = {"max_digits": 6, "decimal_places": 4}  # tax rate, 0.2000 = 20 %
 
 
 def default_currency() -> str:
-    return settings.BILLING_CURRENCY
+    return setting("BILLING_CURRENCY")
 
 
 class Tariff(models.Model):

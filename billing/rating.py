@@ -8,14 +8,13 @@ lines, again ROUND_HALF_EVEN.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from django.conf import settings
-
-from .consumption import Usage
-from .models import DayType, LineKind, TariffKind, TariffVersion
+from .conf import setting
+from .models import DayType, LineKind, TariffKind, TariffVersion, TouBand
 
 KWH = Decimal("0.001")
 
@@ -25,11 +24,25 @@ class BillingError(Exception):
 
 
 def money(value: Decimal) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-settings.BILLING_MINOR_UNITS), ROUND_HALF_EVEN)
+    return value.quantize(Decimal(1).scaleb(-setting("BILLING_MINOR_UNITS")), ROUND_HALF_EVEN)
 
 
 def kwh(wh: Decimal) -> Decimal:
     return (wh / 1000).quantize(KWH, ROUND_HALF_EVEN)
+
+
+@dataclass
+class Usage:
+    """Energy of a meter window (or an account) in one tariff version and band, in Wh."""
+
+    wh: Decimal = Decimal(0)
+    estimated_wh: Decimal = Decimal(0)
+    estimated: bool = False
+
+    def add(self, other: Usage) -> None:
+        self.wh += other.wh
+        self.estimated_wh += other.estimated_wh
+        self.estimated = self.estimated or other.estimated
 
 
 @dataclass(frozen=True)
@@ -131,12 +144,13 @@ def validate_version(version: TariffVersion) -> None:
     """The bands or tiers of a version are usable for rating; raises BillingError naming the
     version. Called by the admin (formsets) and, through `segments`, before every rating."""
     label = f"{version.pk} ({version})" if version.pk else str(version.valid_from)
-    if version.kind == TariffKind.TOU:
-        check_tou_bands(
-            [(b.name, b.day_type, b.start_hour, b.end_hour) for b in version.bands.all()], label
-        )
-    elif version.kind == TariffKind.TIERED:
-        check_tiers([(t.position, t.up_to_kwh) for t in version.tiers.all()], label)
+    TARIFF_KINDS[version.kind].validate(version, label)
+
+
+def bands_at(version: TariffVersion, local: datetime) -> list[str | None]:
+    """The bands of the version an hour starting at local time `local` falls in: one name for
+    time of use (None if in no band; several only if bands overlap), [None] for other kinds."""
+    return TARIFF_KINDS[version.kind].bands_at(version, local)
 
 
 def segments(versions: list[TariffVersion], start: date, end: date) -> list[Segment]:
@@ -184,7 +198,8 @@ def _line(
 def energy_lines(
     segs: list[Segment], usage: dict[tuple[int | None, str | None], Usage], period_days: int
 ) -> list[Line]:
-    """One line per version and band (time of use), per tier (tiered) or per version (flat)."""
+    """The energy lines of each segment, by the rule of its version's kind: one line per band
+    (time of use), per tier (tiered) or one (flat)."""
     by_version: dict[int | None, dict[str | None, Usage]] = defaultdict(dict)
     for (version_id, band), item in usage.items():
         by_version[version_id][band] = item
@@ -194,75 +209,136 @@ def energy_lines(
             raise BillingError("consumption on a day with no tariff version")
     lines: list[Line] = []
     for seg in segs:
-        version, bands = seg.version, by_version.get(seg.version.pk, {})
+        bands = by_version.get(seg.version.pk, {})
         total = Usage()
         for item in bands.values():
             total.add(item)
-        vid = version.pk
-        if version.kind == TariffKind.TOU:
-            if None in bands and bands[None].wh:
-                raise BillingError(f"tariff version {vid}: an hour falls in no time-of-use band")
-            prices = {b.name: b.unit_price for b in version.bands.all()}
-            for name in sorted(prices):
-                item = bands.get(name)
-                if item is None:
-                    continue
-                lines.append(
-                    _line(
-                        seg,
-                        LineKind.ENERGY,
-                        f"Energy, {name}",
-                        f"v{vid}:band:{name}",
-                        kwh(item.wh),
-                        "kWh",
-                        prices[name],
-                        band=name,
-                        estimated=item.estimated,
-                    )
-                )
-        elif version.kind == TariffKind.TIERED:
-            quantity = kwh(total.wh)
-            # Thresholds are per full billing period; a part period gets them pro rata.
-            scale = Decimal(seg.days) / Decimal(period_days)
-            lower = Decimal(0)
-            for tier in version.tiers.all():
-                upper = None if tier.up_to_kwh is None else (tier.up_to_kwh * scale).quantize(KWH)
-                part = quantity - lower if upper is None else min(quantity, upper) - lower
-                part = max(part, Decimal(0))
-                if part or tier.position == 1:
-                    label = f"up to {upper} kWh" if upper is not None else "above"
-                    lines.append(
-                        _line(
-                            seg,
-                            LineKind.ENERGY,
-                            f"Energy, tier {tier.position} ({label})",
-                            f"v{vid}:tier:{tier.position}",
-                            part,
-                            "kWh",
-                            tier.unit_price,
-                            band=f"tier {tier.position}",
-                            estimated=total.estimated,
-                        )
-                    )
-                if upper is None:
-                    break
-                lower = upper
-        else:
-            if version.unit_price is None:
-                raise BillingError(f"tariff version {vid} has no unit price")
+        lines += TARIFF_KINDS[seg.version.kind].energy_lines(seg, bands, total, period_days)
+    return lines
+
+
+def _flat_lines(
+    seg: Segment, bands: dict[str | None, Usage], total: Usage, period_days: int
+) -> list[Line]:
+    version = seg.version
+    if version.unit_price is None:
+        raise BillingError(f"tariff version {version.pk} has no unit price")
+    return [
+        _line(
+            seg,
+            LineKind.ENERGY,
+            "Energy",
+            f"v{version.pk}:flat",
+            kwh(total.wh),
+            "kWh",
+            version.unit_price,
+            estimated=total.estimated,
+        )
+    ]
+
+
+def _tou_lines(
+    seg: Segment, bands: dict[str | None, Usage], total: Usage, period_days: int
+) -> list[Line]:
+    vid = seg.version.pk
+    if None in bands and bands[None].wh:
+        raise BillingError(f"tariff version {vid}: an hour falls in no time-of-use band")
+    prices = {b.name: b.unit_price for b in seg.version.bands.all()}
+    return [
+        _line(
+            seg,
+            LineKind.ENERGY,
+            f"Energy, {name}",
+            f"v{vid}:band:{name}",
+            kwh(bands[name].wh),
+            "kWh",
+            prices[name],
+            band=name,
+            estimated=bands[name].estimated,
+        )
+        for name in sorted(prices)
+        if name in bands
+    ]
+
+
+def _tiered_lines(
+    seg: Segment, bands: dict[str | None, Usage], total: Usage, period_days: int
+) -> list[Line]:
+    vid, lines = seg.version.pk, []
+    quantity = kwh(total.wh)
+    # Thresholds are per full billing period; a part period gets them pro rata.
+    scale = Decimal(seg.days) / Decimal(period_days)
+    lower = Decimal(0)
+    for tier in seg.version.tiers.all():
+        upper = None if tier.up_to_kwh is None else (tier.up_to_kwh * scale).quantize(KWH)
+        part = quantity - lower if upper is None else min(quantity, upper) - lower
+        part = max(part, Decimal(0))
+        if part or tier.position == 1:
+            label = f"up to {upper} kWh" if upper is not None else "above"
             lines.append(
                 _line(
                     seg,
                     LineKind.ENERGY,
-                    "Energy",
-                    f"v{vid}:flat",
-                    kwh(total.wh),
+                    f"Energy, tier {tier.position} ({label})",
+                    f"v{vid}:tier:{tier.position}",
+                    part,
                     "kWh",
-                    version.unit_price,
+                    tier.unit_price,
+                    band=f"tier {tier.position}",
                     estimated=total.estimated,
                 )
             )
+        if upper is None:
+            break
+        lower = upper
     return lines
+
+
+def _band_covers(band: TouBand, local: datetime) -> bool:
+    """The band holds the hour starting at `local` (its local hour and ISO weekday)."""
+    weekend = local.isoweekday() >= 6
+    if band.day_type != DayType.ALL and (band.day_type == DayType.WEEKEND) != weekend:
+        return False
+    return local.hour in _band_hours(band.start_hour, band.end_hour)
+
+
+def _tou_bands_at(version: TariffVersion, local: datetime) -> list[str | None]:
+    return [band.name for band in version.bands.all() if _band_covers(band, local)] or [None]
+
+
+def _no_bands(version: TariffVersion, local: datetime) -> list[str | None]:
+    return [None]
+
+
+def _tou_validate(version: TariffVersion, label: str) -> None:
+    check_tou_bands(
+        [(b.name, b.day_type, b.start_hour, b.end_hour) for b in version.bands.all()], label
+    )
+
+
+def _tiered_validate(version: TariffVersion, label: str) -> None:
+    check_tiers([(t.position, t.up_to_kwh) for t in version.tiers.all()], label)
+
+
+def _nothing_to_validate(version: TariffVersion, label: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """What a kind of tariff does differently: which of its parts must be checked before
+    rating, which band an hour falls in (by its local time), and how its energy is priced."""
+
+    validate: Callable[[TariffVersion, str], None]
+    bands_at: Callable[[TariffVersion, datetime], list[str | None]]
+    energy_lines: Callable[[Segment, dict[str | None, Usage], Usage, int], list[Line]]
+
+
+TARIFF_KINDS: dict[str, KindRules] = {
+    TariffKind.FLAT: KindRules(_nothing_to_validate, _no_bands, _flat_lines),
+    TariffKind.TOU: KindRules(_tou_validate, _tou_bands_at, _tou_lines),
+    TariffKind.TIERED: KindRules(_tiered_validate, _no_bands, _tiered_lines),
+}
 
 
 def standing_lines(segs: list[Segment]) -> list[Line]:

@@ -23,20 +23,20 @@ def billing_period(parameters: dict) -> tuple[date, date]:
 
 
 def run_billing(parameters: dict, by: str, now: datetime, report: Report) -> dict:
+    """Start (or resume) the period's billing run on the batch workers, the same way the beat
+    does (`billing.services.start_billing_run`: its chunks as a chord with a final tally). This
+    staff run ends once the chunks are queued; the billing run's own progress is on the billing
+    runs page (`billing.selectors.run_progress`)."""
     start, end = billing_period(parameters)
-    run = billing_services.run_billing(
-        start,
-        end,
-        now=now,
-        by=by,
-        progress=lambda _run, done, total: report(done, total, f"{done} of {total} accounts"),
+    run = billing_services.start_billing_run(start, end, by=by)
+    report(
+        0, run.accounts_total, f"{run.accounts_total} accounts queued in {run.chunks_total} chunks"
     )
     return {
         "billing_run": run.pk,
         "period": f"{start} to {end}",
         "accounts": run.accounts_total,
-        "issued": run.invoices_issued,
-        "failed": run.failed,
+        "chunks": run.chunks_total,
     }
 
 

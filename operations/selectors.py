@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Count, F, Min, Q
 
 from audit.models import AuditEvent
+from billing import conf as billing_conf
 from billing.models import BillingAccount, BillingRun
 from billing.models import RunStatus as BillingRunStatus
 from billing.services import add_months
@@ -107,7 +108,7 @@ class DueRun:
 def next_due_run(*, today: date) -> DueRun | None:
     """The next period the hourly beat will bill: the earliest period end, over the open
     accounts' cycle days, that is not yet BILLING_RUN_DELAY_DAYS in the past."""
-    delay = timedelta(days=settings.BILLING_RUN_DELAY_DAYS)
+    delay = timedelta(days=billing_conf.setting("BILLING_RUN_DELAY_DAYS"))
     cycle_days = (
         BillingAccount.objects.filter(Q(closed_on__isnull=True) | Q(closed_on__gt=today))
         .values_list("cycle_day", flat=True)

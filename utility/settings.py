@@ -611,17 +611,19 @@ FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = env.int("CAP_DISPATCHES_PER_ENGINEER_PER
 # An SD-card export of two years of hourly readings is about 0.4 MB.
 FRAUD_UPLOAD_MAX_BYTES = env.int("FRAUD_UPLOAD_MAX_BYTES", default=2 * 1024 * 1024)
 
-# --- Billing (issue 8) ---
-BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="GBP")
-BILLING_MINOR_UNITS = env.int("BILLING_MINOR_UNITS", default=2)  # pence: amounts to 0.01
-BILLING_TIME_ZONE = env.str("BILLING_TIME_ZONE", default="Europe/London")
-# Gaps up to this many hours are interpolated linearly; longer ones follow the meter's profile.
-BILLING_LINEAR_GAP_MAX_HOURS = env.int("BILLING_LINEAR_GAP_MAX_HOURS", default=6)
-BILLING_PROFILE_DAYS = env.int("BILLING_PROFILE_DAYS", default=28)
-# How many earlier invoices with estimates are re-priced when actual reads arrive.
-BILLING_CORRECTION_LOOKBACK = env.int("BILLING_CORRECTION_LOOKBACK", default=3)
-BILLING_RUN_DELAY_DAYS = env.int("BILLING_RUN_DELAY_DAYS", default=2)
-BILLING_BATCH_SIZE = env.int("BILLING_BATCH_SIZE", default=500)
+# --- Billing: defaults in billing/conf.py; set here only what the environment overrides ---
+for _name, _cast in (
+    ("BILLING_CURRENCY", env.str),
+    ("BILLING_MINOR_UNITS", env.int),
+    ("BILLING_TIME_ZONE", env.str),
+    ("BILLING_LINEAR_GAP_MAX_HOURS", env.int),
+    ("BILLING_PROFILE_DAYS", env.int),
+    ("BILLING_CORRECTION_LOOKBACK", env.int),
+    ("BILLING_RUN_DELAY_DAYS", env.int),
+    ("BILLING_BATCH_SIZE", env.int),
+):
+    if _name in env:
+        globals()[_name] = _cast(_name)
 # S11: the billing run reads readings as a read-only database role. Unset (the demo, tests):
 # it reads through `default`. `billing_ro` always exists as an alias (a test mirror of default).
 BILLING_DATABASE_URL = env.str("BILLING_DATABASE_URL", default="")

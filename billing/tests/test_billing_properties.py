@@ -22,13 +22,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing import services
+from billing.conf import setting
 from billing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, TariffKind
 from readings.models import Reading
 
@@ -109,7 +109,7 @@ class Oracle:
 
     def __init__(self, history: History, versions: list) -> None:
         self.history = history
-        self.zone = ZoneInfo(django_settings.BILLING_TIME_ZONE)
+        self.zone = ZoneInfo(setting("BILLING_TIME_ZONE"))
         self.versions = versions  # TariffVersion rows with bands / tiers
         self.months = [add_months(history.first, i) for i in range(MONTHS + 1)]
         self.opened_on = history.first.replace(day=history.move_in_day)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connections, transaction
 from django.db.models import Count
 
 from audit.models import AuditEvent
@@ -91,3 +92,29 @@ def test_two_workers_bill_every_account_exactly_once(make_tariff, make_account, 
     assert sum(chunk_tasks.values()) == 20
     # The tally ran once to completion however many callbacks arrived.
     assert AuditEvent.objects.filter(action="billing.run_completed").count() == 1
+
+
+def test_a_chunk_is_billed_while_another_worker_holds_its_own_chunk(make_tariff, make_account):
+    """Workers lock only their own chunk: while another transaction holds chunk 2 exactly as
+    `bill_chunk` locks it, chunk 1 is billed at once instead of waiting for it (locking the
+    run's row as well made the workers take their chunks one at a time)."""
+    tariff = make_tariff({"kind": TariffKind.FLAT, "unit_price": Decimal("0.20")})
+    for _ in range(2):
+        _, meter = make_account(tariff)
+        write_readings(meter, utc(2024, 12, 31), 24 * 33, wh0=0, per_hour=500)
+    run = services.plan_run(JAN, now=utc(2025, 2, 3), by="test", chunk_size=1)
+    first, second = run.chunks.order_by("number")
+    with transaction.atomic():  # only to compile the locking query
+        sql, params = services.chunk_for_billing(second.pk).query.sql_with_params()
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute(sql, params)
+            with connections["default"].cursor() as mine:
+                mine.execute("SET lock_timeout = '5s'")
+            done = services.bill_chunk(first.pk, now=utc(2025, 2, 3), by="test")
+        assert done.invoices_issued == 1
+    finally:
+        other.rollback()
+        other.close()

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from accounts.roles import BILLING, FIELD_ENGINEER, REVENUE_PROTECTION
 from audit.models import AuditEvent, Outcome
-from billing.models import Invoice
+from billing.models import BillingRun, Invoice
+from billing.models import RunStatus as BillingRunStatus
 from operations import runs, services
 from operations.models import RunKind, RunStatus, StaffRun
 from testing.billing import write_readings
@@ -37,14 +38,18 @@ def test_a_billing_run_started_from_the_home_bills_the_period_and_is_audited(
     run = StaffRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/staff/runs/{run.pk}/"
     assert run.status == RunStatus.FINISHED and run.requested_by == user
-    assert run.result["issued"] == 1 and run.done == run.total == 1
+    assert run.result["accounts"] == 1 and run.total == 1
+    # The staff run started the billing run the beat starts: chunks and a final tally.
+    billing_run = BillingRun.objects.get(pk=run.result["billing_run"])
+    assert billing_run.chunks.count() == 1 and billing_run.started_by == user.email
+    assert billing_run.status == BillingRunStatus.COMPLETED and billing_run.invoices_issued == 1
     assert Invoice.objects.filter(period_start=date(2026, 10, 1)).count() == 1
     started = AuditEvent.objects.get(action="operations.run_started")
     finished = AuditEvent.objects.get(action="operations.run_finished")
     assert started.actor == user and started.details == {"period_start": "2026-10-01"}
-    assert finished.outcome == Outcome.SUCCESS and finished.details["issued"] == 1
+    assert finished.outcome == Outcome.SUCCESS and finished.details["accounts"] == 1
     page = client.get(f"/staff/runs/{run.pk}/").content.decode()
-    assert "Finished" in page and "issued: 1" in page
+    assert "Finished" in page and "accounts: 1" in page
 
 
 def test_a_second_start_while_one_is_active_is_refused_with_a_clear_message(billing_clerk):

@@ -26,7 +26,7 @@ from billing.models import (
     TierBlock,
     TouBand,
 )
-from billing.services import add_months
+from billing.services import add_months, run_billing
 from devices.management.commands.seed_demo_fleet import BYPASSED_PREMISES
 from devices.models import Meter, MeterStatus
 from devices.services import schedule_rotations
@@ -174,11 +174,14 @@ class Command(BaseCommand):
         this_month = timezone.localdate().replace(day=1)
         for back in range(months, 0, -1):
             start = add_months(this_month, -back)
-            result = launch.run_billing(
-                {"period_start": start.isoformat()}, BY, timezone.now(), lambda *_: None
-            )
+            # In this process, month after month (the path of `manage.py run_billing`): each
+            # month's corrections need the month before billed.
+            run = run_billing(start, now=timezone.now(), by=BY)
             self.stdout.write(
-                _ok(f"billing run {result['period']}: {result['issued']} invoices issued")
+                _ok(
+                    f"billing run {run.period_start} to {run.period_end}: "
+                    f"{run.invoices_issued} invoices issued"
+                )
             )
 
     def _scan(self, meters: list[Meter]) -> Case | None:
