@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import count
 from zoneinfo import ZoneInfo
 
-from celery import chord, group
+from celery import chord, current_app, group
 from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Case,
@@ -35,7 +35,7 @@ from audit.models import Outcome
 from audit.services import record
 from devices.models import Meter, MeterReplacement
 
-from . import rating, tasks
+from . import rating
 from .conf import setting
 from .consumption import Window, WindowUsage, combined_usage, read_alias, window_usage
 from .models import (
@@ -852,6 +852,12 @@ def finish_run(run_id: int, *, by: str) -> BillingRun:
     return run
 
 
+# The run's tasks, queued by name: `tasks` imports this module, so this one may not import it
+# (`billing.apps` registers the tasks in every process that may run them eagerly).
+BILL_CHUNK = "billing.bill_chunk"
+FINISH_RUN = "billing.finish_run"
+
+
 def start_billing_run(
     start: date, end: date | None = None, *, by: str, queue: str | None = None
 ) -> BillingRun:
@@ -865,10 +871,10 @@ def start_billing_run(
         .values_list("pk", flat=True)
     )
     options = {"queue": queue} if queue else {}
-    tally = tasks.finish_run.signature(kwargs={"run_id": run.pk, "by": by}, **options)
+    tally = current_app.signature(FINISH_RUN, kwargs={"run_id": run.pk, "by": by}, **options)
     if pending:
         header = group(
-            tasks.bill_chunk.signature(kwargs={"chunk_id": pk, "by": by}, **options)
+            current_app.signature(BILL_CHUNK, kwargs={"chunk_id": pk, "by": by}, **options)
             for pk in pending
         )
         transaction.on_commit(lambda: chord(header)(tally))

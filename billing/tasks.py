@@ -1,9 +1,11 @@
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from celery import shared_task
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from . import services
 from .conf import setting
 from .models import BillingRun, RunStatus
 
@@ -11,8 +13,6 @@ from .models import BillingRun, RunStatus
 @shared_task(name="billing.run_period")
 def run_period(*, period_start: str, period_end: str) -> int:
     """Start or resume the run of one period on the workers (its chunks and final tally)."""
-    from . import services
-
     run = services.start_billing_run(
         date.fromisoformat(period_start), date.fromisoformat(period_end), by="beat"
     )
@@ -28,8 +28,6 @@ def run_period(*, period_start: str, period_end: str) -> int:
     max_retries=5,
 )
 def bill_chunk(*, chunk_id: int, by: str) -> int:
-    from . import services
-
     chunk = services.bill_chunk(chunk_id, now=timezone.now(), by=by)
     return chunk.invoices_issued
 
@@ -37,8 +35,6 @@ def bill_chunk(*, chunk_id: int, by: str) -> int:
 @shared_task(name="billing.finish_run")
 def finish_run(_results=None, *, run_id: int, by: str) -> str:
     """The chord's callback once every chunk task returned: the run's final tally."""
-    from . import services
-
     return services.finish_run(run_id, by=by).status
 
 
@@ -46,10 +42,6 @@ def finish_run(_results=None, *, run_id: int, by: str) -> str:
 def start_due_runs() -> list[str]:
     """Hourly from beat: queue the runs of the periods due today (local date) that are not yet
     completed, including a crashed one (it resumes)."""
-    from zoneinfo import ZoneInfo
-
-    from . import services
-
     today = timezone.now().astimezone(ZoneInfo(setting("BILLING_TIME_ZONE"))).date()
     queued = []
     for start, end in services.due_periods(today):
