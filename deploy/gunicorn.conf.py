@@ -8,6 +8,10 @@ timeout = 30
 graceful_timeout = 30
 max_requests = 2000
 max_requests_jitter = 200
+# Workers forked from a master that has loaded the application: a worker recycled by
+# max_requests starts serving at once instead of importing Django again (about a second of
+# CPU on a small box, taken from the requests in flight).
+preload_app = True
 accesslog = "-"
 forwarded_allow_ips = "127.0.0.1"
 # Never log query strings: the SMS gateway's shared secret travels in the webhook's URL.

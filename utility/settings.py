@@ -583,3 +583,6 @@ CELERY_BEAT_SCHEDULE["apply-reading-retention"] = {
     "task": "readings.apply_retention",
     "schedule": 86400,
 }
+# The portal's usage figures per meter in the cache (default and why: readings/conf.py); 0: off.
+if env.str("READINGS_USAGE_CACHE_SECONDS", default=""):
+    READINGS_USAGE_CACHE_SECONDS = env.int("READINGS_USAGE_CACHE_SECONDS")

@@ -1,0 +1,14 @@
+"""The readings app's settings and their defaults (a project's settings may override them)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+# How long the portal's and API's usage figures for a meter stay cached (seconds). Storing
+# readings for the meter ends its entries at once; this only bounds what a missed invalidation
+# could leave. 0 turns the cache off.
+READINGS_USAGE_CACHE_SECONDS = 3600
+
+
+def setting(name: str):
+    return getattr(settings, name, globals()[name])
