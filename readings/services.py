@@ -90,10 +90,10 @@ def store_many_readings(
 
 
 def readings_stored(meter_ids: Collection[int]) -> None:
-    """New readings for these meters are in the current transaction: once it commits, the
-    portal's and API's cached figures for them are not used again. Every writer of readings
-    calls this (store_many_readings does)."""
-    usage_cache.forget_meters_on_commit(meter_ids)
+    """New readings for these meters are in the current transaction: the portal's and API's
+    cached figures for them are not used again. Every writer of readings calls this, in the
+    transaction that stores them (store_many_readings does)."""
+    usage_cache.settle_meters(meter_ids)
 
 
 def _insert_new(

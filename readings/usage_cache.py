@@ -2,10 +2,16 @@
 
 An entry is a pure function of its key: the meter, the period of it the viewer may see (two
 occupants of one meter share an entry only when they see the same period), the question asked
-(resolution and window, or the hour of the comparisons) and the meter's data generation. Storing
-readings for a meter ends its generation once the transaction commits (`forget_meters`), so the
-next read computes afresh from what was committed: a reader takes the generation before it reads
-the database, and an entry written under a generation that has since ended is never returned.
+(resolution and window, or the hour of the comparisons) and the meter's data generation, which a
+reader takes before it reads the database; an entry written under another generation than the
+current one is never returned.
+
+Storing readings for a meter (`settle_meters`, inside the storing transaction) replaces its
+generation with a "settling" mark for READINGS_USAGE_CACHE_SETTLE_SECONDS: reads meanwhile are
+computed and not kept, and the first read after it starts a new generation from what was
+committed by then. No callback after the commit is needed, so the ingest's transaction stays as
+it is; the settling time must outlast any transaction that stores readings (a few seconds at
+most), or a read in between could keep the figures from before it until the entry's timeout.
 Any cache failure is logged and the figures computed, never shown stale or refused.
 """
 
@@ -18,7 +24,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 from django.core.cache import cache
-from django.db import transaction
 from redis.exceptions import RedisError
 
 from .conf import setting
@@ -31,6 +36,7 @@ T = TypeVar("T")
 
 # The cached values' layout: change it and every old entry is ignored.
 FORMAT = 1
+SETTLING = "settling"
 _ERRORS = (RedisError, OSError)
 
 
@@ -50,11 +56,12 @@ def _entry_key(access: Access, question: tuple) -> str:
     return f"readings:usage:{access.meter.pk}:{digest}"
 
 
-def _current_generation(key: str, found: str | None) -> str | None:
+def _current_generation(key: str, found: str | None, timeout: int) -> str | None:
     if found is not None:
         return found
-    cache.add(key, secrets.token_hex(8), timeout=None)
-    return cache.get(key)  # None only if a writer ended it in between
+    # Expiring with the entries: a meter nobody looks at costs no memory for long.
+    cache.add(key, secrets.token_hex(8), timeout=timeout)
+    return cache.get(key)  # a writer may have marked it settling in between
 
 
 def cached(access: Access, question: tuple, compute: Callable[[], T]) -> T:
@@ -66,16 +73,16 @@ def cached(access: Access, question: tuple, compute: Callable[[], T]) -> T:
     generation_key, entry_key = _generation_key(access.meter.pk), _entry_key(access, question)
     try:
         found = cache.get_many([generation_key, entry_key])
-        generation = _current_generation(generation_key, found.get(generation_key))
+        generation = _current_generation(generation_key, found.get(generation_key), timeout)
     except _ERRORS:
         logger.warning("usage cache unavailable; computing", exc_info=True)
         return compute()
+    if generation in (None, SETTLING):
+        return compute()
     entry = found.get(entry_key)
-    if generation is not None and entry is not None and entry[0] == generation:
+    if entry is not None and entry[0] == generation:
         return entry[1]
     value = compute()  # after taking the generation: see the module's docstring
-    if generation is None:
-        return value
     try:
         cache.set(entry_key, (generation, value), timeout=timeout)
     except _ERRORS:
@@ -83,20 +90,14 @@ def cached(access: Access, question: tuple, compute: Callable[[], T]) -> T:
     return value
 
 
-def forget_meters(meter_ids: Iterable[int]) -> None:
-    """End the meters' generations: their cached figures are not used again."""
-    keys = [_generation_key(meter_id) for meter_id in set(meter_ids)]
+def settle_meters(meter_ids: Iterable[int]) -> None:
+    """End the meters' generations and let their new readings settle: their cached figures
+    are not used again. Call in the transaction that stores the readings."""
+    keys = {_generation_key(meter_id): SETTLING for meter_id in set(meter_ids)}
     if not keys:
         return
     try:
-        cache.delete_many(keys)
+        cache.set_many(keys, timeout=setting("READINGS_USAGE_CACHE_SETTLE_SECONDS"))
     except _ERRORS:
         # The entries' timeout bounds how long the portal may show the figures before these.
-        logger.error("usage cache: could not forget %d meters", len(keys), exc_info=True)
-
-
-def forget_meters_on_commit(meter_ids: Iterable[int]) -> None:
-    """`forget_meters` once the current transaction commits (at once outside one)."""
-    ids = set(meter_ids)
-    if ids:
-        transaction.on_commit(lambda: forget_meters(ids), robust=True)
+        logger.error("usage cache: could not end %d meters' figures", len(keys), exc_info=True)

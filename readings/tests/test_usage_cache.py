@@ -4,6 +4,7 @@ slower."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 T0 = datetime(2026, 1, 10, tzinfo=UTC)
 DAYS = {"resolution": "day", "start": "2026-01-09", "end": "2026-01-14"}
+
+
+@pytest.fixture(autouse=True)
+def _settled_at_once(settings):
+    """Readings stored by a test are committed at once as far as it can tell (one transaction):
+    no settling time, unless a test sets one."""
+    settings.READINGS_USAGE_CACHE_SETTLE_SECONDS = 0
 
 
 def put(meter, start: datetime, per_hour: int, hours: int, base: int = 1000) -> None:
@@ -87,15 +95,19 @@ def test_the_dashboard_figures_are_the_viewers_own(make_meter):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_new_readings_show_once_committed(make_meter, django_capture_on_commit_callbacks):  # noqa: F811
+def test_new_readings_show_at_once(make_meter, settings):  # noqa: F811
     meter = make_meter()
     put(meter, T0, 100, 24)
     client = signed_in(make_customer("owner@example.com", meter, start=T0 - timedelta(days=30)))
     assert days(client, meter) == [None, 2.4, None, None, None]
     assert reading_queries(client, meter) == 0  # cached
-    with django_capture_on_commit_callbacks(execute=True):
-        put(meter, T0 + timedelta(days=1), 200, 24, base=1000 + 2400)
+    settings.READINGS_USAGE_CACHE_SETTLE_SECONDS = 1
+    put(meter, T0 + timedelta(days=1), 200, 24, base=1000 + 2400)
     assert days(client, meter) == [None, 2.4, 4.8, None, None]
+    assert reading_queries(client, meter) > 0  # settling: computed, not kept
+    time.sleep(1.5)  # settled: a new generation, kept again
+    assert days(client, meter) == [None, 2.4, 4.8, None, None]
+    assert reading_queries(client, meter) == 0
 
 
 @pytest.mark.django_db
