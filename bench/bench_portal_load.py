@@ -2,19 +2,23 @@
 
     .venv/bin/python bench/bench_portal_load.py                 # 10,000 meters, 50 customers
     .venv/bin/python bench/bench_portal_load.py --seconds 30 --others-days 7
+    .venv/bin/python bench/bench_portal_load.py --keep          # then, on the same data:
+    .venv/bin/python bench/bench_portal_load.py --reuse --no-usage-cache --scenario PortalCustomer
 
-A scratch database `bench_portal_load` on the local PostgreSQL (and Redis db 12 for the cache,
-the API's throttle and sessions' neighbours) gets 10,000 meters; 50 customers each have a meter
-with two years of hourly readings, the other meters a recent month. The portal runs under
-gunicorn with `deploy/gunicorn.conf.py` (sync workers, 2 x cores + 1) and production-like
-settings. Locust (bench/locust_portal.py) then runs two scenarios one after the other, each with
-50 concurrent signed-in users for `--seconds`: customers opening their dashboard (the page and
-its three chart requests, as the browser does, 1-3 s apart) and API clients reading usage with
-their personal tokens. Reported per request: count, failures (anything but a 200), p50, p95,
-p99 and requests/s. Target: p95 under 100 ms.
+A scratch database (`bench_portal_load`, or --db) on the local PostgreSQL (and a Redis database,
+--redis-db, for the cache and the API's throttle) gets 10,000 meters; 50 customers each have a
+meter with two years of hourly readings, the other meters a recent month. The portal runs under
+gunicorn with `deploy/gunicorn.conf.py` and production-like settings (--workers overrides the
+config's count; --no-usage-cache runs it with READINGS_USAGE_CACHE_SECONDS=0). Locust
+(bench/locust_portal.py) then runs the scenarios one after the other (--scenario picks some),
+each with 50 concurrent signed-in users for `--seconds`, the cache emptied before each:
+customers at a browser reading 5-30 s between views, the same without pause (the throughput),
+API clients with personal tokens every 1-2 s, and without pause (the token throttle is lifted
+for the whole run). Reported per request: count, failures (anything but a 200), p50, p95, p99
+and requests/s, and the machine's load average. Target: p95 under 100 ms.
 
 Locust, the portal and PostgreSQL share this machine's cores. Loopback only; every process is
-stopped and the database dropped at the end (--keep leaves it).
+stopped and the database dropped at the end (--keep leaves it, --reuse runs on it again).
 """
 
 from __future__ import annotations
