@@ -9,7 +9,7 @@ gap stays a gap). A register that goes backwards (meter replaced or reset) gives
 from __future__ import annotations
 
 from calendar import monthrange
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from django.db import connection
 from accounts.models import MeterOccupancy
 from devices.models import Meter
 
+from . import usage_cache
 from .daily import DaySummary, fold_late
 from .models import DailyReading, Reading, RetentionStep, TokenKind
 
@@ -318,11 +319,12 @@ def _add_hours(result: dict, resolution: str, hours) -> dict:
     return result
 
 
-def _aggregate(access: Access, resolution: str, lo: datetime, hi: datetime) -> dict:
+def _aggregate(
+    access: Access, resolution: str, lo: datetime, hi: datetime, cutoff: datetime | None
+) -> dict:
     """{bucket start: (wh, estimated, hours)}: hourly readings from the cutoff on computed by
     the database, the daily totals (and late readings) before it here."""
     floor = access.start
-    cutoff = daily_cutoff(access.meter.pk)
     daily = _hours_before_cutoff(access.meter.pk, lo, hi, floor, cutoff) if cutoff else ()
     cutoff = cutoff or floor
     with connection.cursor() as cursor:
@@ -351,8 +353,17 @@ def usage(access: Access, resolution: str, start: datetime, end: datetime) -> li
     """Usage per bucket from `start` to `end`, every bucket present (gaps are None)."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}")
+    rows = usage_cache.cached(
+        access,
+        ("usage", resolution, start, end),
+        lambda: [astuple(b) for b in _usage(access, resolution, start, end)],
+    )
+    return [Bucket(*row) for row in rows]
+
+
+def _usage(access: Access, resolution: str, start: datetime, end: datetime) -> list[Bucket]:
     window = access.clip(floor_hour(start), floor_hour(end))
-    rows = _aggregate(access, resolution, *window) if window else {}
+    rows = _aggregate(access, resolution, *window, daily_cutoff(access.meter.pk)) if window else {}
     buckets = []
     cursor = bucket_start(start, resolution)
     while cursor < end:
@@ -368,11 +379,14 @@ def usage(access: Access, resolution: str, start: datetime, end: datetime) -> li
     return buckets
 
 
-def total_kwh(access: Access, start: datetime, end: datetime) -> float | None:
+def total_kwh(
+    access: Access, start: datetime, end: datetime, cutoff: datetime | None
+) -> float | None:
+    """Usage from `start` to `end`; `cutoff` is the meter's `daily_cutoff`."""
     window = access.clip(start, end)
     if window is None:
         return None
-    rows = _aggregate(access, "month", *window)
+    rows = _aggregate(access, "month", *window, cutoff)
     if not rows:
         return None
     return round(sum(wh for wh, _, _ in rows.values()) / 1000, 3)
@@ -382,6 +396,10 @@ def comparisons(access: Access, *, now: datetime) -> dict:
     """This week so far against the same span of last week; this month so far against the
     same days of the same month last year."""
     hour = floor_hour(now)
+    return usage_cache.cached(access, ("comparisons", hour), lambda: _comparisons(access, hour))
+
+
+def _comparisons(access: Access, hour: datetime) -> dict:
     local = hour.astimezone(tz())
     week_start = (local - timedelta(days=local.weekday())).replace(hour=0)
     elapsed = hour - week_start
@@ -391,16 +409,16 @@ def comparisons(access: Access, *, now: datetime) -> dict:
     except ValueError:  # never for day 1, kept for clarity
         last_year = month_start - timedelta(days=365)
     month_elapsed = hour - month_start
+    cutoff = daily_cutoff(access.meter.pk)
+    last_week = week_start - timedelta(days=7)
     return {
         "week": {
-            "this": total_kwh(access, week_start, hour),
-            "last": total_kwh(
-                access, week_start - timedelta(days=7), week_start - timedelta(days=7) + elapsed
-            ),
+            "this": total_kwh(access, week_start, hour, cutoff),
+            "last": total_kwh(access, last_week, last_week + elapsed, cutoff),
         },
         "month": {
-            "this": total_kwh(access, month_start, hour),
-            "last_year": total_kwh(access, last_year, last_year + month_elapsed),
+            "this": total_kwh(access, month_start, hour, cutoff),
+            "last_year": total_kwh(access, last_year, last_year + month_elapsed, cutoff),
         },
     }
 
@@ -413,13 +431,15 @@ class CurrentReading:
 
 
 def current_reading(access: Access) -> CurrentReading | None:
+    row = usage_cache.cached(access, ("current",), lambda: _current_reading_row(access))
+    return None if row is None else CurrentReading(row[0], row[1] / 1000, row[2])
+
+
+def _current_reading_row(access: Access) -> tuple | None:
     qs = Reading.objects.filter(meter=access.meter, hour__gte=access.start)
     if access.end:
         qs = qs.filter(hour__lt=access.end)
-    row = qs.order_by("-hour").values_list("hour", "wh", "received_at").first()
-    if row is None:
-        return None
-    return CurrentReading(row[0], row[1] / 1000, row[2])
+    return qs.order_by("-hour").values_list("hour", "wh", "received_at").first()
 
 
 @dataclass(frozen=True)

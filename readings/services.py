@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from utility.pg import array_cursor, bigint_array
 
+from . import usage_cache
 from .models import Reading, ReadingConflict, Source
 
 SECONDS_PER_HOUR = 3600
@@ -82,8 +83,17 @@ def store_many_readings(
         ],
         ignore_conflicts=True,
     )
+    new_meters = {meter_id for meter_id, hour in incoming if (meter_id, hour) not in existing}
+    readings_stored(new_meters)
     inserted = len(incoming) - sum(1 for key in incoming if key in existing)
     return StoreResult(inserted, duplicates, len(conflicts))
+
+
+def readings_stored(meter_ids: Collection[int]) -> None:
+    """New readings for these meters are in the current transaction: the portal's and API's
+    cached figures for them are not used again. Every writer of readings calls this, in the
+    transaction that stores them (store_many_readings does)."""
+    usage_cache.settle_meters(meter_ids)
 
 
 def _insert_new(

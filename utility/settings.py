@@ -443,6 +443,10 @@ READINGS_DISPUTE_WINDOW_DAYS = env.int(
 READINGS_HOURLY_RETENTION_DAYS = env.int(
     "READINGS_HOURLY_RETENTION_DAYS", default=readings_conf.READINGS_HOURLY_RETENTION_DAYS
 )
+# The portal's usage figures per meter in the cache (what and why: readings/conf.py); 0: off.
+READINGS_USAGE_CACHE_SECONDS = env.int(
+    "READINGS_USAGE_CACHE_SECONDS", default=readings_conf.READINGS_USAGE_CACHE_SECONDS
+)
 
 # --- Anomaly caps (S12): (maximum, window in seconds) per critical action, fleet-wide ---
 

@@ -1,0 +1,103 @@
+"""The portal's and API's usage figures per meter in the shared cache (Redis).
+
+An entry is a pure function of its key: the meter, the period of it the viewer may see (two
+occupants of one meter share an entry only when they see the same period), the question asked
+(resolution and window, or the hour of the comparisons) and the meter's data generation, which a
+reader takes before it reads the database; an entry written under another generation than the
+current one is never returned.
+
+Storing readings for a meter (`settle_meters`, inside the storing transaction) replaces its
+generation with a "settling" mark for READINGS_USAGE_CACHE_SETTLE_SECONDS: reads meanwhile are
+computed and not kept, and the first read after it starts a new generation from what was
+committed by then. No callback after the commit is needed, so the ingest's transaction stays as
+it is; the settling time must outlast any transaction that stores readings (a few seconds at
+most), or a read in between could keep the figures from before it until the entry's timeout.
+Any cache failure is logged and the figures computed, never shown stale or refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
+
+from django.core.cache import cache
+from redis.exceptions import RedisError
+
+from .conf import setting
+
+if TYPE_CHECKING:
+    from .selectors import Access
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The cached values' layout: change it and every old entry is ignored.
+FORMAT = 1
+SETTLING = "settling"
+_ERRORS = (RedisError, OSError)
+
+
+def _generation_key(meter_id: int) -> str:
+    return f"readings:gen:{meter_id}"
+
+
+def _entry_key(access: Access, question: tuple) -> str:
+    parts = (
+        FORMAT,
+        access.meter.pk,
+        access.start.isoformat(),
+        access.end.isoformat() if access.end else "",
+        *(p.isoformat() if hasattr(p, "isoformat") else str(p) for p in question),
+    )
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    return f"readings:usage:{access.meter.pk}:{digest}"
+
+
+def _current_generation(key: str, found: str | None, timeout: int) -> str | None:
+    if found is not None:
+        return found
+    # Expiring with the entries: a meter nobody looks at costs no memory for long.
+    cache.add(key, secrets.token_hex(8), timeout=timeout)
+    return cache.get(key)  # a writer may have marked it settling in between
+
+
+def cached(access: Access, question: tuple, compute: Callable[[], T]) -> T:
+    """`compute()`'s value for this viewer's period of the meter and `question` (a tuple of
+    strings, numbers and datetimes), from the cache when the meter's data has not changed."""
+    timeout = setting("READINGS_USAGE_CACHE_SECONDS")
+    if not timeout:
+        return compute()
+    generation_key, entry_key = _generation_key(access.meter.pk), _entry_key(access, question)
+    try:
+        found = cache.get_many([generation_key, entry_key])
+        generation = _current_generation(generation_key, found.get(generation_key), timeout)
+    except _ERRORS:
+        logger.warning("usage cache unavailable; computing", exc_info=True)
+        return compute()
+    if generation in (None, SETTLING):
+        return compute()
+    entry = found.get(entry_key)
+    if entry is not None and entry[0] == generation:
+        return entry[1]
+    value = compute()  # after taking the generation: see the module's docstring
+    try:
+        cache.set(entry_key, (generation, value), timeout=timeout)
+    except _ERRORS:
+        logger.warning("usage cache unavailable; not stored", exc_info=True)
+    return value
+
+
+def settle_meters(meter_ids: Iterable[int]) -> None:
+    """End the meters' generations and let their new readings settle: their cached figures
+    are not used again. Call in the transaction that stores the readings."""
+    keys = {_generation_key(meter_id): SETTLING for meter_id in set(meter_ids)}
+    if not keys:
+        return
+    try:
+        cache.set_many(keys, timeout=setting("READINGS_USAGE_CACHE_SETTLE_SECONDS"))
+    except _ERRORS:
+        # The entries' timeout bounds how long the portal may show the figures before these.
+        logger.error("usage cache: could not end %d meters' figures", len(keys), exc_info=True)
