@@ -66,8 +66,8 @@ def prepare(meters: int, customers: int, others_days: int) -> None:
     """Meters, readings and customers with their meter."""
     from django.core.management import call_command
 
-    from testing.customers import make_customer
     from devices.models import Meter
+    from testing.customers import make_customer
 
     call_command("migrate", verbosity=0)
     objs = Meter.objects.bulk_create([Meter(number=f"LOADMETER{n:016d}") for n in range(meters)])
