@@ -20,7 +20,7 @@ from .conftest import NOW, TODAY, household_history
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
-CONSUMPTION = ["consumption_drop", "load_shape", "zero_use"]
+CONSUMPTION = ["consumption_drop", "load_shape", "peer_comparison", "zero_use"]
 # Three households of the evaluation's test split (odd seeds): 1 to 2 occupants, 4.6 to 11.4
 # kWh a day.
 SEEDS = (1, 5, 7)
@@ -86,8 +86,7 @@ def test_rooftop_solar_is_told_apart_from_a_bypass(premises_meter, settings):
     _fleet(premises_meter, attacks.rooftop_solar, seeds=(5, 39))
     assert _scan() == {}
     # The same data without the daylight-only test: the panels' saving looks like theft.
-    drop = {**settings.FRAUD_DETECTORS["consumption_drop"], "solar_gap": 99.0}
-    settings.FRAUD_DETECTORS = {**settings.FRAUD_DETECTORS, "consumption_drop": drop}
+    settings.FRAUD_DETECTORS = {"consumption_drop": {"solar_gap": 99.0}}
     assert len(_scan()) == 2
 
 
