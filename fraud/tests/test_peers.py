@@ -43,12 +43,26 @@ def test_a_home_that_falls_while_its_peers_do_not_is_flagged(premises_meter):
     assert "similar homes" in case.summary and case.severity >= Severity.LOW
 
 
+def _season_and(bypass: float):
+    """Use 30 % lower from the start day (a mild spell, a tariff campaign), and `bypass` of
+    what is left wired round the meter."""
+
+    def change(series, start, rng):
+        fell = attacks.partial_bypass(0.3)(series, start, rng)
+        return attacks.partial_bypass(bypass)(fell, start, rng)
+
+    return change
+
+
 def test_a_fall_every_similar_home_shares_is_not_theft(premises_meter):
-    # Every home uses 30 % less over the last three weeks (a mild spell, a tariff campaign):
-    # against its own baseline each one fell; against its peers none did.
+    # Every home fell against its own baseline; against its peers only the two that also
+    # bypass half of what is left did.
+    thieves = set()
     for seed in FLEET:
-        household_history(
-            premises_meter(), seed, attacks.partial_bypass(0.3), days_ago=21, rng_seed=seed
-        )
-    assert _cases(["peer_comparison"]) == {}
+        meter = premises_meter()
+        bypass = 0.5 if seed in (3, 16) else 0.0
+        household_history(meter, seed, _season_and(bypass), days_ago=21, rng_seed=seed)
+        if bypass:
+            thieves.add(meter.pk)
+    assert set(_cases(["peer_comparison"])) == thieves
     assert len(_cases(["consumption_drop"])) >= 10
