@@ -320,7 +320,8 @@ def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
                                  OVER (PARTITION BY meter_id), %(monitor_start)s - 1) AS before
             FROM framed f WHERE final - low >= %(h)s AND n >= %(min_days)s
         ),
-        judged AS (
+        -- MATERIALIZED: computed once, whatever the planner thinks of devices_meter.
+        judged AS MATERIALIZED (
             SELECT s.meter_id, max(s.final - s.low) AS statistic,
                    min(s.day) FILTER (WHERE s.day > s.before) AS since,
                    count(*) FILTER (WHERE s.day > s.before) AS days,
@@ -410,7 +411,7 @@ def load_shape(cursor, *, now: datetime) -> list[Finding]:
               AND d.b2 IS NOT NULL AND d.b3 IS NOT NULL AND d.b4 IS NOT NULL
             GROUP BY d.meter_id HAVING count(*) >= %(min_days)s
         ),
-        scored AS (
+        scored AS MATERIALIZED (
             SELECT r.meter_id, {z},
                    json_build_array({", ".join(f"round(r.{b}::numeric)" for b in BLOCKS)}) AS now_p,
                    json_build_array({", ".join(f"round(b.{b}_mean::numeric)" for b in BLOCKS)})
@@ -532,7 +533,7 @@ def peer_comparison(cursor, *, now: datetime) -> list[Finding]:
             FROM grouped g JOIN peers p USING (level_band, pattern_band)
             GROUP BY g.level_band, g.pattern_band
         ),
-        scored AS (
+        scored AS MATERIALIZED (
             SELECT g.*, p.n AS peers, p.median AS peer_change,
                    (p.median - g.change) / greatest(s.mad, %(min_spread)s) AS statistic
             FROM grouped g JOIN peers p USING (level_band, pattern_band)

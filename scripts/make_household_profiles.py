@@ -6,11 +6,17 @@ in requirements-dev.txt, never in a runtime requirement.
     .venv/bin/python scripts/make_household_profiles.py               # 96 households, 2 workers
     .venv/bin/python scripts/make_household_profiles.py --households 4 --out /tmp/h.json.gz
 
+The committed file was made in two steps, its first 18 weeks first (the days the fraud tests
+are written against) and then the rest of the year (about 1.5 hours on two busy cores):
+
+    .venv/bin/python scripts/make_household_profiles.py --days 126 --out first.json.gz
+    .venv/bin/python scripts/make_household_profiles.py --extend first.json.gz
+
 Household i is seeded with i (Python's and numpy's generators, which richardsonpy uses): the
-same command writes the same file. Each household has `days` days of hourly Wh from Monday
-START (UTC days; the model's own solar irradiance for those days of the year drives lighting),
-and `vacant` — the same dwelling and appliances with nobody home for VACANT_DAYS days — for
-the holiday look-alike.
+same commands write the same file. Each household has `days` days (52 weeks) of hourly Wh
+from Monday START (UTC days; the model's own solar irradiance for those days of the year
+drives lighting), and `vacant` — the same dwelling and appliances with nobody home for
+VACANT_DAYS days — for the holiday look-alike.
 """
 
 from __future__ import annotations
@@ -153,7 +159,7 @@ def main() -> int:
         "command": "scripts/make_household_profiles.py"
         + (f" --households {args.households}" if args.households != 96 else "")
         + (f" --days {args.days}" if args.days != DAYS else "")
-        + (" --extend (the file made with --days 126)" if args.extend else ""),
+        + (f" --extend {args.extend.name}" if args.extend else ""),
         "start": START.isoformat(),
         "days": args.days,
         "vacant_days": VACANT_DAYS,
