@@ -60,6 +60,11 @@ DETECTORS: dict[str, dict[str, Any]] = {
         "max_wh_per_day": 0,
         "history_days": 28,
         "min_history_wh_per_day": 500,
+        # Hours of nothing: a 4-hour block of the dark (00-08, 20-24 UTC) at nothing on this
+        # many of the last block_days days, where the baseline used at least min_block_wh.
+        "block_days": 7,
+        "block_min_days": 5,
+        "min_block_wh": 40,
     },
     "silent": {"enabled": True, "hours": 48, "high_after_hours": 7 * 24},
     "backwards": {

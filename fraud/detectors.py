@@ -69,6 +69,7 @@ def monitor_start(today: date) -> date:
 BLOCK_HOURS = (4, 8, 12, 16, 20)
 BLOCKS = tuple(f"b{i}" for i in range(6))
 BLOCK_LABELS = ("00-04", "04-08", "08-12", "12-16", "16-20", "20-24")
+BLOCKS_IDX = range(len(BLOCKS))
 
 
 def prepare_daily(cursor, *, now: datetime) -> None:
@@ -623,7 +624,85 @@ def _expected_by_day(cursor, meter_ids: list[int]) -> dict[int, dict[str, float]
 
 
 def zero_use(cursor, *, now: datetime) -> list[Finding]:
-    """No consumption for several full days at an occupied premises (see docs/fraud.md)."""
+    """Nothing recorded at an occupied premises: for several full days, or for the same hours
+    of the dark on most days (see docs/fraud.md). One finding per meter, full days first."""
+    found = {f.meter_id: f for f in _zero_hours(cursor, now=now)}
+    found.update({f.meter_id: f for f in _zero_days(cursor, now=now)})
+    return list(found.values())
+
+
+# The blocks of the dark all year (00-08 and 20-24 UTC): panels never cover them.
+DARK_BLOCKS = (0, 1, 5)
+
+
+def _zero_hours(cursor, *, now: datetime) -> list[Finding]:
+    """A 4-hour block of the dark with nothing recorded on most recent days, where the home's
+    baseline always used something then (a fridge alone does): the hours a switch or timer
+    takes the supply round the meter (h2), however little energy they carry."""
+    cfg = config("zero_use")
+    today = now.date()
+    params = {
+        "today": today,
+        "since": today - timedelta(days=cfg["block_days"]),
+        "min_days": cfg["block_min_days"],
+        "min_wh": cfg["min_block_wh"],
+    }
+    counts = ",\n".join(
+        f"count(*) FILTER (WHERE d.b{i} <= 0 AND b.b{i}_mean >= %(min_wh)s) AS off{i}"
+        for i in DARK_BLOCKS
+    )
+    most = "greatest(" + ", ".join(f"off{i}" for i in DARK_BLOCKS) + ")"
+    usual = ", ".join(f"round(max(b.b{i}_mean)::numeric)" for i in BLOCKS_IDX)
+    rows = _rows(
+        cursor,
+        f"""
+        WITH recent AS (
+            SELECT d.meter_id, count(*) AS days, {counts},
+                   json_build_array({usual}) AS usual
+            FROM {DAILY_TABLE} d JOIN {BASELINE_TABLE} b ON b.meter_id = d.meter_id
+            WHERE d.day >= %(since)s AND d.day < %(today)s AND NOT d.absent
+            GROUP BY d.meter_id
+        )
+        SELECT r.meter_id, r.days, {", ".join(f"r.off{i}" for i in DARK_BLOCKS)}, r.usual
+        FROM recent r
+        JOIN devices_meter m ON m.id = r.meter_id
+        WHERE m.status = 'active' AND m.premises_id IS NOT NULL AND {most} >= %(min_days)s
+        """,  # noqa: S608
+        params,
+    )
+    series = _daily_series(cursor, [row[0] for row in rows])
+    findings = []
+    for meter_id, days, *offs, usual in rows:
+        usual = _loads(usual)
+        off_days, block = max(zip(offs, DARK_BLOCKS, strict=True))
+        findings.append(
+            Finding(
+                meter_id=meter_id,
+                cause=Cause.ZERO_USE,
+                severity=Severity.MEDIUM,
+                summary=f"Nothing recorded between {BLOCK_LABELS[block].replace('-', ':00 and ')}"
+                f":00 UTC on {off_days} of the last {days} days, where this home used "
+                f"{usual[block]} Wh then; a switch or timer may take the supply round the meter "
+                "at those hours",
+                since=_day_start(params["since"], now),
+                evidence={
+                    "block": f"{BLOCK_LABELS[block]} UTC",
+                    "days_with_nothing": off_days,
+                    "days": days,
+                    "baseline_wh_per_block": usual,
+                    "thresholds": {
+                        key: cfg[key] for key in ("block_days", "block_min_days", "min_block_wh")
+                    },
+                    **_away_days(series.get(meter_id, [])),
+                    "chart": _daily_chart(series.get(meter_id, [])),
+                },
+            )
+        )
+    return findings
+
+
+def _zero_days(cursor, *, now: datetime) -> list[Finding]:
+    """No consumption for several full days at an occupied premises."""
     cfg = config("zero_use")
     today = now.date()
     window_start = today - timedelta(days=cfg["days"])
