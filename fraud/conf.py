@@ -22,7 +22,7 @@ DETECTORS: dict[str, dict[str, Any]] = {
         # (bench/evaluate_fraud.py).
         "cusum_k": 0.5,
         "clip": 1.5,
-        "cusum_h": 10.12,
+        "cusum_h": 9.31,
         "min_scale": 0.1,
         # Daylight use down this much more than night use (as fractions of the baseline):
         # rooftop solar, not a bypass...
@@ -38,7 +38,7 @@ DETECTORS: dict[str, dict[str, Any]] = {
         "enabled": True,
         "recent_days": 14,
         "min_recent_days": 7,
-        "threshold": 3.45,
+        "threshold": 3.49,
         "min_block_sd_fraction": 0.1,
     },
     "peer_comparison": {
@@ -51,7 +51,7 @@ DETECTORS: dict[str, dict[str, Any]] = {
         # The peers' robust spread of change (log) is at least this.
         "min_spread": 0.05,
         # Flagged from this many robust spreads below the peers and min_drop below them.
-        "threshold": 3.0,
+        "threshold": 4.77,
         "min_drop": 0.2,
     },
     "zero_use": {

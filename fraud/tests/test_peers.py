@@ -30,7 +30,7 @@ def test_a_home_that_falls_while_its_peers_do_not_is_flagged(premises_meter):
     thieves = {}
     for seed in FLEET:
         meter = premises_meter()
-        change = attacks.partial_bypass(0.5) if seed in (3, 16) else None
+        change = attacks.partial_bypass(0.6) if seed in (3, 16) else None
         household_history(meter, seed, change, days_ago=21, rng_seed=seed)
         if change:
             thieves[meter.pk] = seed
