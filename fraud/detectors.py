@@ -568,7 +568,7 @@ def peer_comparison(cursor, *, now: datetime) -> list[Finding]:
                 cause=Cause.PEER_COMPARISON,
                 severity=severity,
                 summary=f"Use {_percent(mine)} against this home's own baseline over the last "
-                f"{days} days while {peers} similar homes of the fleet changed by "
+                f"{days} days while {peers} similar homes of the fleet went "
                 f"{_percent(theirs)}; about {lost_kwh:.0f} kWh unrecorded: the change is this "
                 "home's, not the season's",
                 since=_day_start(params["recent_start"], now),
