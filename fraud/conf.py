@@ -51,7 +51,7 @@ DETECTORS: dict[str, dict[str, Any]] = {
         # The peers' robust spread of change (log) is at least this.
         "min_spread": 0.05,
         # Flagged from this many robust spreads below the peers and min_drop below them.
-        "threshold": 4.77,
+        "threshold": 3.36,
         "min_drop": 0.2,
     },
     "zero_use": {

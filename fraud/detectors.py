@@ -496,6 +496,8 @@ def peer_comparison(cursor, *, now: datetime) -> list[Finding]:
                    count(*) FILTER (WHERE least(d.b0, d.b1, d.b2, d.b3, d.b4, d.b5) <= 0)
                        AS off_days,
                    count(*) FILTER (WHERE least(d.b0, d.b1, d.b5) <= 0) AS dark_off_days,
+                   -- The change's own noise: the home's day-to-day spread over n days.
+                   max(b.scale) / sqrt(count(*)) AS own_se,
                    max(b.ln_weekday) AS level,
                    -- The share of the day's use in daylight: at home by day or out at work.
                    max((b.b2_mean + b.b3_mean)
@@ -536,7 +538,8 @@ def peer_comparison(cursor, *, now: datetime) -> list[Finding]:
         ),
         scored AS MATERIALIZED (
             SELECT g.*, p.n AS peers, p.median AS peer_change,
-                   (p.median - g.change) / greatest(s.mad, %(min_spread)s) AS statistic
+                   (p.median - g.change)
+                       / greatest(sqrt(s.mad ^ 2 + g.own_se ^ 2), %(min_spread)s) AS statistic
             FROM grouped g JOIN peers p USING (level_band, pattern_band)
             JOIN spread s USING (level_band, pattern_band)
         )
