@@ -10,7 +10,8 @@ load is realistic: meter i follows committed household i mod 96 (meteragent/sim/
 richardsonpy profiles), written into the database once as a cumulative profile table and
 expanded with generate_series; one meter in a hundred carries each anomaly (a 60 % bypass for
 the last 21 days, zero use for 4 days, a backwards step, 72 hours of silence, a burst of
-rejected messages, tamper events, a clock step).
+rejected messages, tamper events, a clock step). The bypassed meters are found twice: against
+their own baseline and against similar households (peer comparison).
 """
 
 from __future__ import annotations

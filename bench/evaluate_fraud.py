@@ -6,13 +6,20 @@ households per 30 days, and how often each innocent look-alike is flagged.
     .venv/bin/python bench/evaluate_fraud.py --per-scenario 8 --keep
 
 Households are the committed richardsonpy profiles (meteragent/sim/households.json.gz): the
-even seeds are the training set, on which the CUSUM decision interval and the load-shape
-threshold are chosen; the odd seeds are the test set the figures are reported on. For each
-split one fleet holds every household unchanged (the normal windows: days 61-91 and 91-121)
-and `--per-scenario` meters per scenario changed from day ATTACK_DAY (households drawn by a
-seeded generator); the real detectors (fraud.detectors, PostgreSQL) run with open thresholds
-as of every SCAN_EVERY days up to 30 days later and every meter's statistics are recorded.
-Scratch database `evaluate_fraud`, dropped at the end.
+even seeds are the training set, on which the detectors' thresholds are chosen; the odd seeds
+are the test set the figures are reported on. Per split:
+
+* the normal fleet, every household unchanged over its whole profile, judged over consecutive
+  30-day windows from the first day a meter can be judged (FIRST_JUDGED) to the profile's end;
+* `--per-scenario` meters per scenario (households drawn by a seeded generator), each changed
+  from day ATTACK_DAY, judged over the 30 days after it.
+
+The real detectors (fraud.detectors, PostgreSQL) run with open thresholds as of every
+SCAN_EVERY days of each window and every meter's statistics are recorded. The peer comparison
+judges a meter against the fleet around it, so its peers are the normal fleet plus a few
+(PEER_CHUNK) changed meters at a time, as in a real fleet where theft is rare — never the
+other copies of the same household made for the other scenarios. Scratch database
+`evaluate_fraud`, dropped at the end.
 """
 
 from __future__ import annotations
@@ -38,12 +45,17 @@ DB_NAME = "evaluate_fraud"
 ATTACK_DAY = 91  # profile day the attack or look-alike starts (13 weeks of history before it)
 SCAN_EVERY = 3
 WINDOW = 30
-# Normal households are judged over two 30-day windows each: before and after ATTACK_DAY.
-NORMAL_WINDOWS = (ATTACK_DAY - WINDOW, ATTACK_DAY)
+# The first day whose scan has a whole baseline and monitoring window behind it (63 days).
+FIRST_JUDGED = 63
 # At most this share of normal training windows may be flagged, per detector.
-TRAIN_FP = 0.01
+TRAIN_FP = 0.003
+# Changed meters among the normal fleet at a time when the peer comparison is scored.
+PEER_CHUNK = 8
 METER_NUMBERS = iter(range(10**6))
 HIGH = 3  # fraud.models.Severity.HIGH (imported after Django is set up)
+# The peer comparison's least drop against the peers (fraud.conf, not tuned here).
+PEER_MIN_DROP = 0.2
+DETECTOR_KEYS = (("drop", "cusum_h"), ("shape", "shape_threshold"), ("peer", "peer_threshold"))
 
 
 def split(seed: int) -> str:
@@ -56,7 +68,7 @@ def scan_days(start: int) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-scenario", type=int, default=16, help="meters per scenario/split")
+    parser.add_argument("--per-scenario", type=int, default=40, help="meters per scenario/split")
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
     parser.add_argument("--stats", type=Path, help="also write every statistic recorded here")
     parser.add_argument(
@@ -96,8 +108,11 @@ def main() -> int:
     return 0
 
 
+STARTED = time.perf_counter()
+
+
 def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"{time.perf_counter() - STARTED:6.0f} s  {message}", file=sys.stderr, flush=True)
 
 
 def evaluate(per_scenario: int) -> dict:
@@ -148,11 +163,10 @@ LOOKALIKE_NAMES = (
 
 
 def collect(homes, per_scenario: int) -> dict:
-    """Write the split's normal fleet and `per_scenario` meters of each scenario (households
-    drawn by a seeded generator), then record every meter's detector statistics at every
-    scan. The detectors judge each meter against its own history only, so one fleet holds
-    every scenario."""
-    from django.db import transaction
+    """Write and judge the split's normal fleet over its whole profile, then add
+    `per_scenario` meters of each scenario (households drawn by a seeded generator) and judge
+    them over the 30 days after the change. Every meter's statistics at every scan."""
+    from django.db import connection, transaction
 
     from devices.models import Meter, MeterStatus, Premises
 
@@ -163,36 +177,47 @@ def collect(homes, per_scenario: int) -> dict:
             number=f"EVAL{n:020d}", status=MeterStatus.ACTIVE, premises=premises
         )
 
+    with connection.cursor() as cursor:  # the other split's readings
+        cursor.execute("TRUNCATE readings_reading CASCADE")
     start = homes[0].start
-    meters: dict[int, tuple[str, int]] = {}  # meter id -> (scenario, household seed)
+    results: dict[str, list] = defaultdict(list)
     with transaction.atomic():
+        normal = {}
         for home in homes:
             meter = new_meter()
-            meters[meter.pk] = ("normal", home.seed)
+            normal[meter.pk] = home.seed
             write(meter.pk, list(home.hourly_wh), start)
+    days = {home.seed: home.days for home in homes}
+    for window in range(FIRST_JUDGED, max(days.values()) - WINDOW + 1, WINDOW):
+        trials: dict[int, list] = defaultdict(list)
+        for day in scan_days(window):
+            scores = score(start, day, changed=[])
+            for meter_id, seed in normal.items():
+                if days[seed] >= window + WINDOW:  # the home's profile covers the window
+                    trials[meter_id].append((day - window, scores.get(meter_id, {})))
+        results["normal"].extend(trials.values())
+    say(f"{len(normal)} normal meters judged over {len(results['normal'])} windows")
+
+    meters: dict[int, str] = {}  # changed meter id -> scenario
+    until = ATTACK_DAY + WINDOW + 1
+    with transaction.atomic():
         for name, (make, moved, declared) in scenarios(homes).items():
             rng = random.Random(f"{name}:{homes[0].seed}")
             for home in rng.sample(homes, min(per_scenario, len(homes))):
                 series = make(home)(list(home.hourly_wh), ATTACK_DAY, random.Random(home.seed))
                 meter = new_meter()
-                meters[meter.pk] = (name, home.seed)
-                write(meter.pk, series, start)
+                meters[meter.pk] = name
+                write(meter.pk, series[: 24 * until], start)
                 record_context(meter, start, moved=moved, declared=declared)
-    say(f"{len(meters)} meters written")
-    trials: dict[tuple[str, int, int], list] = {}
-    for window in (*NORMAL_WINDOWS[:1], ATTACK_DAY):
-        for day in scan_days(window):
-            scores = score(start, day)
-            for meter_id, (name, _) in meters.items():
-                if window != ATTACK_DAY and name != "normal":
-                    continue
-                trials.setdefault((name, meter_id, window), []).append(
-                    (day - window, scores.get(meter_id, {}))
-                )
-        say(f"scans from day {window} done")
-    results: dict[str, list] = defaultdict(list)
-    for (name, _, _), trial in trials.items():
-        results[name].append(trial)
+    say(f"{len(meters)} changed meters written")
+    trials = defaultdict(list)
+    for day in scan_days(ATTACK_DAY):
+        scores = score(start, day, changed=list(meters))
+        for meter_id in meters:
+            trials[meter_id].append((day - ATTACK_DAY, scores.get(meter_id, {})))
+    for meter_id, trial in trials.items():
+        results[meters[meter_id]].append(trial)
+    say("scans after the change done")
     return dict(results)
 
 
@@ -229,20 +254,27 @@ def record_context(meter, start, *, moved: bool, declared: bool) -> None:
         )
 
 
-def score(start, day: int) -> dict[int, dict]:
+def score(start, day: int, *, changed: list[int]) -> dict[int, dict]:
     """Every meter's statistics as of 06:00 of profile day `day`: the real detectors with
-    thresholds open, so each returns every meter it can judge."""
+    thresholds open, so each returns every meter it can judge. The peer comparison sees the
+    meters of `changed` PEER_CHUNK at a time among the others."""
     from django.conf import settings
     from django.db import connection, transaction
 
     from fraud import detectors
 
     now = datetime(start.year, start.month, start.day, 6, tzinfo=UTC) + timedelta(days=day)
-    original = settings.FRAUD_DETECTORS
-    open_thresholds = {name: dict(cfg) for name, cfg in original.items()}
-    open_thresholds["consumption_drop"]["cusum_h"] = 0.0
-    open_thresholds["load_shape"]["threshold"] = float("-inf")
-    settings.FRAUD_DETECTORS = open_thresholds
+    original = getattr(settings, "FRAUD_DETECTORS", {})
+    settings.FRAUD_DETECTORS = {
+        **original,
+        "consumption_drop": {**original.get("consumption_drop", {}), "cusum_h": 0.0},
+        "load_shape": {**original.get("load_shape", {}), "threshold": float("-inf")},
+        "peer_comparison": {
+            **original.get("peer_comparison", {}),
+            "threshold": float("-inf"),
+            "min_drop": -1e9,
+        },
+    }
     scores: dict[int, dict] = defaultdict(dict)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -254,30 +286,79 @@ def score(start, day: int) -> dict[int, dict]:
                 scores[finding.meter_id]["shape"] = finding.evidence["statistic"]
             for finding in detectors.zero_use(cursor, now=now):
                 scores[finding.meter_id]["zero"] = 1.0
+            shuffled = random.Random(day).sample(changed, len(changed))
+            chunks = [shuffled[i : i + PEER_CHUNK] for i in range(0, len(changed), PEER_CHUNK)]
+            for chunk in chunks or [[]]:
+                for meter_id, found in peer_scores(cursor, now, set(changed) - set(chunk)):
+                    if chunk and meter_id not in chunk:
+                        continue  # the normal fleet is scored without changed meters
+                    scores[meter_id].update(found)
     finally:
         settings.FRAUD_DETECTORS = original
     return scores
 
 
+def peer_scores(cursor, now: datetime, hidden: set[int]) -> list[tuple[int, dict]]:
+    """The peer comparison's statistics with the meters of `hidden` out of the fleet: the
+    scan's daily tables set aside (a savepoint brings them back) for copies without them."""
+    from django.db import transaction
+
+    from fraud import detectors
+
+    found = []
+    with transaction.atomic():
+        for table in (detectors.DAILY_TABLE, detectors.BASELINE_TABLE) if hidden else ():
+            cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_all")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {table} AS SELECT * FROM {table}_all "
+                "WHERE NOT meter_id = ANY(%s)",
+                [sorted(hidden)],
+            )
+        for finding in detectors.peer_comparison(cursor, now=now):
+            evidence = finding.evidence
+            found.append(
+                (
+                    finding.meter_id,
+                    {
+                        "peer": evidence["statistic"],
+                        "peer_drop": 1 - (1 + evidence["change"]) / (1 + evidence["peer_change"]),
+                        "peer_severity": finding.severity,
+                    },
+                )
+            )
+        transaction.set_rollback(True)
+    return found
+
+
+def flags(scores: dict, thresholds: dict) -> dict[str, bool]:
+    """Which detectors flag a meter with these statistics at the chosen thresholds."""
+    return {
+        "drop": scores.get("drop", float("-inf")) >= thresholds["cusum_h"],
+        "shape": scores.get("shape", float("-inf")) >= thresholds["shape_threshold"],
+        "peer": scores.get("peer", float("-inf")) >= thresholds["peer_threshold"]
+        and scores.get("peer_drop", 0) >= PEER_MIN_DROP,
+        "zero": "zero" in scores,
+    }
+
+
 def flagged(scores: dict, thresholds: dict) -> bool:
-    return (
-        scores.get("drop", 0) >= thresholds["cusum_h"]
-        or scores.get("shape", float("-inf")) >= thresholds["shape_threshold"]
-        or "zero" in scores
-    )
+    return any(flags(scores, thresholds).values())
 
 
 def choose_thresholds(train: dict) -> dict:
-    """The smallest thresholds keeping each detector's flagged share of normal training windows
-    at or under TRAIN_FP, and of the training holidays and move-ins under half the target."""
+    """Per detector, the smallest threshold keeping its flagged share of normal training
+    windows at or under TRAIN_FP, and of the training holidays and move-ins at or under 5 %."""
 
     def window_max(trials, key):
-        return [
-            max((s.get(key, float("-inf")) for _, s in t), default=float("-inf")) for t in trials
-        ]
+        def value(s):
+            if key == "peer" and s.get("peer_drop", 0) < PEER_MIN_DROP:
+                return float("-inf")
+            return s.get(key, float("-inf"))
+
+        return [max((value(s) for _, s in t), default=float("-inf")) for t in trials]
 
     chosen = {}
-    for key, name in (("drop", "cusum_h"), ("shape", "shape_threshold")):
+    for key, name in DETECTOR_KEYS:
         values = sorted(window_max(train["normal"], key))
         allowed = int(TRAIN_FP * len(values))
         threshold = values[len(values) - 1 - allowed] if values else 0.0
@@ -286,7 +367,7 @@ def choose_thresholds(train: dict) -> dict:
             allowed = int(0.05 * len(peaks))
             if peaks:
                 threshold = max(threshold, peaks[len(peaks) - 1 - allowed])
-        chosen[name] = round(threshold + 0.05, 2)
+        chosen[name] = round(max(threshold, 0.0) + 0.05, 2)
     return chosen
 
 
@@ -294,20 +375,26 @@ def report(results: dict, thresholds: dict) -> dict:
     out = {}
     for name, trials in results.items():
         detected, delays, high = 0, [], 0
+        by_detector: dict[str, int] = defaultdict(int)
         for trial in trials:
             days = [day for day, scores in trial if flagged(scores, thresholds)]
             if days:
                 detected += 1
                 delays.append(min(days))
+            for key in ("drop", "shape", "peer", "zero"):
+                if any(flags(scores, thresholds)[key] for _, scores in trial):
+                    by_detector[key] += 1
             if any(
-                scores.get("drop_severity") == HIGH
-                and scores.get("drop", 0) >= thresholds["cusum_h"]
+                (scores.get("drop_severity") == HIGH and flags(scores, thresholds)["drop"])
+                or (scores.get("peer_severity") == HIGH and flags(scores, thresholds)["peer"])
                 for _, scores in trial
             ):
                 high += 1
         entry = {
             "meters" if name != "normal" else "windows": len(trials),
             "flagged": round(detected / len(trials), 3) if trials else None,
+            "detected": detected,
+            "by_detector": dict(by_detector),
         }
         if delays:
             entry["median_days_to_detect"] = statistics.median(delays)
@@ -320,14 +407,15 @@ def report(results: dict, thresholds: dict) -> dict:
 def markdown(result: dict) -> str:
     lines = [
         f"thresholds (training set): {result['thresholds']}",
-        "| scenario | train flagged | test flagged | test median days to detect |",
-        "|---|---|---|---|",
+        "| scenario | train flagged | test flagged | test n | median days | by detector (test) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, entry in result["test"].items():
         train = result["train"].get(name, {})
         lines.append(
-            f"| {name} | {train.get('flagged', 0):.0%} | {entry['flagged']:.0%} "
-            f"| {entry.get('median_days_to_detect', '-')} |"
+            f"| {name} | {train.get('flagged', 0):.1%} | {entry['flagged']:.1%} "
+            f"| {entry['detected']}/{entry.get('meters', entry.get('windows'))} "
+            f"| {entry.get('median_days_to_detect', '-')} | {entry['by_detector']} |"
         )
     return "\n".join(lines)
 

@@ -6,20 +6,20 @@ consumption detectors share one temporary table of daily consumption per meter, 
 scan with a plain GROUP BY (no sort, no window) over the readings of the look-back period.
 
 PostgreSQL's percentile_cont, FILTER and json_agg do the work; docs/fraud.md explains each
-detector and its thresholds (settings.FRAUD_DETECTORS).
+detector and its thresholds (fraud/conf.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-
+from . import conf
 from .models import Cause, Severity
 
 DAILY_TABLE = "fraud_daily"
@@ -38,7 +38,7 @@ class Finding:
 
 
 def config(name: str) -> dict[str, Any]:
-    return settings.FRAUD_DETECTORS[name]
+    return conf.detector(name)
 
 
 def _day_start(day: date, now: datetime) -> datetime:
@@ -69,6 +69,7 @@ def monitor_start(today: date) -> date:
 BLOCK_HOURS = (4, 8, 12, 16, 20)
 BLOCKS = tuple(f"b{i}" for i in range(6))
 BLOCK_LABELS = ("00-04", "04-08", "08-12", "12-16", "16-20", "20-24")
+BLOCKS_IDX = range(len(BLOCKS))
 
 
 def prepare_daily(cursor, *, now: datetime) -> None:
@@ -86,14 +87,14 @@ def prepare_daily(cursor, *, now: datetime) -> None:
       means and spreads): the meter's own baseline over the days before the monitoring window.
     """
     cfg = config("consumption_drop")
-    vacancy = settings.FRAUD_VACANCY
+    vacancy = conf.setting("VACANCY")
     today = now.date()
     params = {
         "start": _day_start(today - timedelta(days=daily_days_needed()), now),
         "end": _day_start(today, now),
         "today": today,
         "now": now,
-        "min_hours": settings.FRAUD_MIN_HOURS_PER_DAY,
+        "min_hours": conf.setting("MIN_HOURS_PER_DAY"),
         "monitor_start": monitor_start(today),
         "min_days": cfg["min_baseline_days"],
         "min_scale": cfg["min_scale"],
@@ -108,7 +109,7 @@ def prepare_daily(cursor, *, now: datetime) -> None:
     )
     # The daily GROUP BY keeps a few registers per meter-day: with the default work_mem its hash
     # table spills to disk and PostgreSQL falls back to sorting tens of millions of rows.
-    cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.FRAUD_SCAN_WORK_MEM])
+    cursor.execute("SELECT set_config('work_mem', %s, true)", [conf.setting("SCAN_WORK_MEM")])
     cursor.execute(f"DROP TABLE IF EXISTS {DAILY_TABLE}, {BASELINE_TABLE}")
     cursor.execute(
         f"""
@@ -257,6 +258,16 @@ def _away_days(series: list[list]) -> dict[str, list[str]]:
     }
 
 
+# Rooftop solar, over a meter's days `t.days` (SQL, with the solar_gap and solar_max_off
+# parameters): use down in daylight (08-16 UTC, against the baseline) by more than solar_gap
+# more than in the dark (20-04 UTC), most days with some daylight use, no 4-hour block of the
+# dark (20-08 UTC) at nothing on most days, and no block at nothing on nearly every day.
+SOLAR_EXEMPT = (
+    "{t}.dark - {t}.daylight > %(solar_gap)s AND 2 * {t}.dark_days < {t}.days"
+    " AND 2 * {t}.dark_off_days < {t}.days AND {t}.off_days < %(solar_max_off)s * {t}.days"
+)
+
+
 def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
     """A sustained drop against the meter's own baseline: a one-sided CUSUM of standardised log
     daily use (weekday and weekend baselines) over the monitoring window (see docs/fraud.md)."""
@@ -270,6 +281,7 @@ def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
         "min_days": cfg["min_monitor_days"],
         "clip": cfg["clip"],
         "solar_gap": cfg["solar_gap"],
+        "solar_max_off": cfg["solar_max_off_share"],
         "min_baseline": cfg["min_baseline_wh"],
     }
     rows = _rows(
@@ -277,6 +289,8 @@ def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
         f"""
         WITH mon AS (
             SELECT d.meter_id, d.day, d.wh, b.scale, d.b0 + d.b5 AS dark, d.b2 + d.b3 AS daylight,
+                   least(d.b0, d.b1, d.b2, d.b3, d.b4, d.b5) <= 0 AS block_off,
+                   least(d.b0, d.b1, d.b5) <= 0 AS dark_off,
                    b.b0_mean + b.b5_mean AS usual_dark, b.b2_mean + b.b3_mean AS usual_daylight,
                    exp(CASE WHEN d.weekend THEN b.ln_weekend ELSE b.ln_weekday END) AS expected,
                    ln(d.wh) - CASE WHEN d.weekend THEN b.ln_weekend ELSE b.ln_weekday END AS e
@@ -307,7 +321,8 @@ def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
                                  OVER (PARTITION BY meter_id), %(monitor_start)s - 1) AS before
             FROM framed f WHERE final - low >= %(h)s AND n >= %(min_days)s
         ),
-        judged AS (
+        -- MATERIALIZED: computed once, whatever the planner thinks of devices_meter.
+        judged AS MATERIALIZED (
             SELECT s.meter_id, max(s.final - s.low) AS statistic,
                    min(s.day) FILTER (WHERE s.day > s.before) AS since,
                    count(*) FILTER (WHERE s.day > s.before) AS days,
@@ -318,16 +333,19 @@ def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
                        / max(s.usual_daylight) AS daylight,
                    count(*) FILTER (WHERE s.day > s.before AND s.daylight <= 0)
                        AS dark_days,
+                   count(*) FILTER (WHERE s.day > s.before AND s.block_off) AS off_days,
+                   count(*) FILTER (WHERE s.day > s.before AND s.dark_off) AS dark_off_days,
                    json_object_agg(s.day, round(s.expected::numeric)) AS expected_by_day
             FROM segmented s
             GROUP BY s.meter_id HAVING count(*) FILTER (WHERE s.day > s.before) > 0
         )
         -- Rooftop solar: the fall is in daylight hours only while nights and evenings carry
-        -- on as before, and most days still record some daylight use (panels cover it all
-        -- only on sunny days); a bypass takes its fraction around the clock.
+        -- on as before, and panels follow the clouds. A bypass takes its fraction around the
+        -- clock; a switch that cuts the same hours every day (h2) leaves a 4-hour block at
+        -- nothing whatever the weather, or in the dark.
         SELECT j.meter_id, j.statistic, j.since, j.days, j.used, j.expected, j.expected_by_day
         FROM judged j JOIN devices_meter m ON m.id = j.meter_id AND m.status = 'active'
-        WHERE NOT (j.dark - j.daylight > %(solar_gap)s AND 2 * j.dark_days < j.days)
+        WHERE NOT ({SOLAR_EXEMPT.format(t="j")})
         """,  # noqa: S608
         params,
     )
@@ -338,11 +356,7 @@ def consumption_drop(cursor, *, now: datetime) -> list[Finding]:
         away = _away_days(meter_series)
         lost_kwh = max(0.0, (expected - used) / 1000)
         drop = 1 - used / expected if expected else 1.0
-        severity = Severity.LOW
-        if lost_kwh >= cfg["high_kwh"]:
-            severity = Severity.HIGH
-        elif lost_kwh >= cfg["medium_kwh"]:
-            severity = Severity.MEDIUM
+        severity = _severity_from_loss(lost_kwh, cfg)
         if away["declared_absent"]:
             severity = min(severity, Severity.MEDIUM)
         findings.append(
@@ -398,7 +412,7 @@ def load_shape(cursor, *, now: datetime) -> list[Finding]:
               AND d.b2 IS NOT NULL AND d.b3 IS NOT NULL AND d.b4 IS NOT NULL
             GROUP BY d.meter_id HAVING count(*) >= %(min_days)s
         ),
-        scored AS (
+        scored AS MATERIALIZED (
             SELECT r.meter_id, {z},
                    json_build_array({", ".join(f"round(r.{b}::numeric)" for b in BLOCKS)}) AS now_p,
                    json_build_array({", ".join(f"round(b.{b}_mean::numeric)" for b in BLOCKS)})
@@ -448,8 +462,250 @@ def load_shape(cursor, *, now: datetime) -> list[Finding]:
     return findings
 
 
+def peer_comparison(cursor, *, now: datetime) -> list[Finding]:
+    """The meter's recent use against its own baseline, compared with how similar households
+    of the fleet moved over the same days (see docs/fraud.md)."""
+    cfg = config("peer_comparison")
+    drop = config("consumption_drop")
+    today = now.date()
+    params = {
+        "recent_start": today - timedelta(days=cfg["recent_days"]),
+        "min_days": cfg["min_recent_days"],
+        "group_size": cfg["group_size"],
+        "min_peers": cfg["min_peers"],
+        "min_spread": cfg["min_spread"],
+        "min_drop": cfg["min_drop"],
+        "threshold": cfg["threshold"],
+        "min_baseline": drop["min_baseline_wh"],
+        "solar_gap": drop["solar_gap"],
+        "solar_max_off": drop["solar_max_off_share"],
+    }
+    rows = _rows(
+        cursor,
+        f"""
+        WITH recent AS (
+            SELECT d.meter_id, count(*) AS days, sum(d.wh) AS used,
+                   sum(exp(CASE WHEN d.weekend THEN b.ln_weekend ELSE b.ln_weekday END))
+                       AS expected,
+                   -- The meter's change: mean log use against its own weekday/weekend baseline.
+                   avg(ln(d.wh) - CASE WHEN d.weekend THEN b.ln_weekend ELSE b.ln_weekday END)
+                       AS change,
+                   avg(d.b0 + d.b5) / max(b.b0_mean + b.b5_mean) AS dark,
+                   avg(d.b2 + d.b3) / max(b.b2_mean + b.b3_mean) AS daylight,
+                   count(*) FILTER (WHERE d.b2 + d.b3 <= 0) AS dark_days,
+                   count(*) FILTER (WHERE least(d.b0, d.b1, d.b2, d.b3, d.b4, d.b5) <= 0)
+                       AS off_days,
+                   count(*) FILTER (WHERE least(d.b0, d.b1, d.b5) <= 0) AS dark_off_days,
+                   -- The change's own noise: the home's day-to-day spread over n days.
+                   max(b.scale) / sqrt(count(*)) AS own_se,
+                   max(b.ln_weekday) AS level,
+                   -- The share of the day's use in daylight: at home by day or out at work.
+                   max((b.b2_mean + b.b3_mean)
+                       / nullif(b.b0_mean + b.b1_mean + b.b2_mean + b.b3_mean + b.b4_mean
+                                + b.b5_mean, 0)) AS daytime_share
+            FROM {DAILY_TABLE} d JOIN {BASELINE_TABLE} b ON b.meter_id = d.meter_id
+            WHERE d.day >= %(recent_start)s AND NOT d.absent AND NOT d.vacant AND d.wh > 0
+              AND exp(b.ln_weekday) >= %(min_baseline)s
+            GROUP BY d.meter_id HAVING count(*) >= %(min_days)s
+        ),
+        -- Similar households: the same band of baseline use (household size, appliances)
+        -- and, within it, the same band of daytime share (daily routine); about group_size
+        -- homes each. ntile reads its argument once per partition.
+        banded AS (
+            SELECT r.*, ntile((SELECT greatest(1, count(*) / (2 * %(group_size)s))::int
+                              FROM recent)) OVER (ORDER BY level) AS level_band
+            FROM recent r
+        ),
+        counted AS (
+            SELECT b.*, count(*) OVER (PARTITION BY level_band) AS band_n FROM banded b
+        ),
+        grouped AS (
+            SELECT c.*, ntile(greatest(1, c.band_n / %(group_size)s)::int) OVER (
+                       PARTITION BY level_band ORDER BY daytime_share) AS pattern_band
+            FROM counted c
+        ),
+        peers AS (
+            SELECT level_band, pattern_band, count(*) AS n,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY change) AS median
+            FROM grouped GROUP BY level_band, pattern_band HAVING count(*) >= %(min_peers)s
+        ),
+        spread AS (
+            SELECT g.level_band, g.pattern_band,
+                   1.4826 * percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(g.change - p.median))
+                       AS mad
+            FROM grouped g JOIN peers p USING (level_band, pattern_band)
+            GROUP BY g.level_band, g.pattern_band
+        ),
+        scored AS MATERIALIZED (
+            SELECT g.*, p.n AS peers, p.median AS peer_change,
+                   (p.median - g.change)
+                       / greatest(sqrt(s.mad ^ 2 + g.own_se ^ 2), %(min_spread)s) AS statistic
+            FROM grouped g JOIN peers p USING (level_band, pattern_band)
+            JOIN spread s USING (level_band, pattern_band)
+        )
+        SELECT c.meter_id, c.statistic, c.change, c.peer_change, c.peers, c.days, c.used,
+               c.expected
+        FROM scored c JOIN devices_meter m ON m.id = c.meter_id AND m.status = 'active'
+        WHERE c.statistic >= %(threshold)s
+          AND c.peer_change - c.change >= -ln(1 - %(min_drop)s)
+          AND NOT ({SOLAR_EXEMPT.format(t="c")})
+        """,  # noqa: S608
+        params,
+    )
+    ids = [row[0] for row in rows]
+    series, expected_days = _daily_series(cursor, ids), _expected_by_day(cursor, ids)
+    findings = []
+    for meter_id, statistic, change, peer_change, peers, days, used, expected in rows:
+        meter_series = series.get(meter_id, [])
+        away = _away_days(meter_series)
+        # What the home would have used had it moved like its peers.
+        factor = math.exp(peer_change)
+        lost_kwh = max(0.0, (expected * factor - used) / 1000)
+        severity = _severity_from_loss(lost_kwh, drop)
+        if away["declared_absent"]:
+            severity = min(severity, Severity.MEDIUM)
+        mine, theirs = math.exp(change) - 1, factor - 1
+        findings.append(
+            Finding(
+                meter_id=meter_id,
+                cause=Cause.PEER_COMPARISON,
+                severity=severity,
+                summary=f"Use {_percent(mine)} against this home's own baseline over the last "
+                f"{days} days while {peers} similar homes of the fleet went "
+                f"{_percent(theirs)}; about {lost_kwh:.0f} kWh unrecorded: the change is this "
+                "home's, not the season's",
+                since=_day_start(params["recent_start"], now),
+                evidence={
+                    "statistic": round(statistic, 2),
+                    "change": round(mine, 3),
+                    "peer_change": round(theirs, 3),
+                    "peers": peers,
+                    "days": days,
+                    "estimated_kwh_lost": round(lost_kwh, 1),
+                    **away,
+                    "thresholds": {key: cfg[key] for key in ("threshold", "min_drop")},
+                    "chart": _daily_chart(
+                        meter_series,
+                        {
+                            day: round(wh * factor)
+                            for day, wh in expected_days.get(meter_id, {}).items()
+                            if day >= params["recent_start"].isoformat()
+                        },
+                    ),
+                },
+            )
+        )
+    return findings
+
+
+def _percent(change: float) -> str:
+    return f"{'up' if change >= 0 else 'down'} {abs(change):.0%}"
+
+
+def _severity_from_loss(lost_kwh: float, cfg: dict[str, Any]) -> int:
+    if lost_kwh >= cfg["high_kwh"]:
+        return Severity.HIGH
+    if lost_kwh >= cfg["medium_kwh"]:
+        return Severity.MEDIUM
+    return Severity.LOW
+
+
+def _expected_by_day(cursor, meter_ids: list[int]) -> dict[int, dict[str, float]]:
+    """Each meter's baseline use of each day of the daily table (weekday or weekend)."""
+    rows = _rows(
+        cursor,
+        f"""
+        SELECT d.meter_id, json_object_agg(
+                   d.day, round(exp(CASE WHEN d.weekend THEN b.ln_weekend
+                                         ELSE b.ln_weekday END)::numeric))
+        FROM {DAILY_TABLE} d JOIN {BASELINE_TABLE} b ON b.meter_id = d.meter_id
+        WHERE d.meter_id = ANY(%(ids)s) GROUP BY d.meter_id
+        """,  # noqa: S608
+        {"ids": meter_ids},
+    )
+    return {meter_id: _loads(days) for meter_id, days in rows}
+
+
 def zero_use(cursor, *, now: datetime) -> list[Finding]:
-    """No consumption for several full days at an occupied premises (see docs/fraud.md)."""
+    """Nothing recorded at an occupied premises: for several full days, or for the same hours
+    of the dark on most days (see docs/fraud.md). One finding per meter, full days first."""
+    found = {f.meter_id: f for f in _zero_hours(cursor, now=now)}
+    found.update({f.meter_id: f for f in _zero_days(cursor, now=now)})
+    return list(found.values())
+
+
+# The blocks of the dark all year (00-08 and 20-24 UTC): panels never cover them.
+DARK_BLOCKS = (0, 1, 5)
+
+
+def _zero_hours(cursor, *, now: datetime) -> list[Finding]:
+    """A 4-hour block of the dark with nothing recorded on most recent days, where the home's
+    baseline always used something then (a fridge alone does): the hours a switch or timer
+    takes the supply round the meter (h2), however little energy they carry."""
+    cfg = config("zero_use")
+    today = now.date()
+    params = {
+        "today": today,
+        "since": today - timedelta(days=cfg["block_days"]),
+        "min_days": cfg["block_min_days"],
+        "min_wh": cfg["min_block_wh"],
+    }
+    counts = ",\n".join(
+        f"count(*) FILTER (WHERE d.b{i} <= 0 AND b.b{i}_mean >= %(min_wh)s) AS off{i}"
+        for i in DARK_BLOCKS
+    )
+    most = "greatest(" + ", ".join(f"off{i}" for i in DARK_BLOCKS) + ")"
+    usual = ", ".join(f"round(max(b.b{i}_mean)::numeric)" for i in BLOCKS_IDX)
+    rows = _rows(
+        cursor,
+        f"""
+        WITH recent AS (
+            SELECT d.meter_id, count(*) AS days, {counts},
+                   json_build_array({usual}) AS usual
+            FROM {DAILY_TABLE} d JOIN {BASELINE_TABLE} b ON b.meter_id = d.meter_id
+            WHERE d.day >= %(since)s AND d.day < %(today)s AND NOT d.absent
+            GROUP BY d.meter_id
+        )
+        SELECT r.meter_id, r.days, {", ".join(f"r.off{i}" for i in DARK_BLOCKS)}, r.usual
+        FROM recent r
+        JOIN devices_meter m ON m.id = r.meter_id
+        WHERE m.status = 'active' AND m.premises_id IS NOT NULL AND {most} >= %(min_days)s
+        """,  # noqa: S608
+        params,
+    )
+    series = _daily_series(cursor, [row[0] for row in rows])
+    findings = []
+    for meter_id, days, *offs, usual in rows:
+        usual = _loads(usual)
+        off_days, block = max(zip(offs, DARK_BLOCKS, strict=True))
+        findings.append(
+            Finding(
+                meter_id=meter_id,
+                cause=Cause.ZERO_USE,
+                severity=Severity.MEDIUM,
+                summary=f"Nothing recorded between {BLOCK_LABELS[block].replace('-', ':00 and ')}"
+                f":00 UTC on {off_days} of the last {days} days, where this home used "
+                f"{usual[block]} Wh then; a switch or timer may take the supply round the meter "
+                "at those hours",
+                since=_day_start(params["since"], now),
+                evidence={
+                    "block": f"{BLOCK_LABELS[block]} UTC",
+                    "days_with_nothing": off_days,
+                    "days": days,
+                    "baseline_wh_per_block": usual,
+                    "thresholds": {
+                        key: cfg[key] for key in ("block_days", "block_min_days", "min_block_wh")
+                    },
+                    **_away_days(series.get(meter_id, [])),
+                    "chart": _daily_chart(series.get(meter_id, [])),
+                },
+            )
+        )
+    return findings
+
+
+def _zero_days(cursor, *, now: datetime) -> list[Finding]:
+    """No consumption for several full days at an occupied premises."""
     cfg = config("zero_use")
     today = now.date()
     window_start = today - timedelta(days=cfg["days"])
@@ -790,6 +1046,7 @@ class Detector:
 DETECTORS: tuple[Detector, ...] = (
     Detector("consumption_drop", consumption_drop, uses_daily=True),
     Detector("load_shape", load_shape, uses_daily=True),
+    Detector("peer_comparison", peer_comparison, uses_daily=True),
     Detector("zero_use", zero_use, uses_daily=True),
     Detector("silent", silent),
     Detector("backwards", backwards),

@@ -11,6 +11,7 @@ from django.db.models import Q
 class Cause(models.TextChoices):
     CONSUMPTION_DROP = "consumption_drop", "Sustained drop against the meter's own baseline"
     LOAD_SHAPE = "load_shape", "Daily load pattern changed against the meter's own history"
+    PEER_COMPARISON = "peer_comparison", "Use fell against similar households in the fleet"
     ZERO_USE = "zero_use", "Sustained zero use at an occupied premises"
     SILENT = "silent", "Meter silent beyond its schedule"
     BACKWARDS = "backwards", "Cumulative reading went backwards"

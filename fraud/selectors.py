@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, QuerySet
 
 from accounts.roles import FIELD_ENGINEER
 
+from . import conf
 from .models import ACTIVE_CASE_STATES, Absence, Case, WorkOrder, WorkOrderState
 
 
@@ -101,7 +101,7 @@ def meter_daily_chart(meter_id: int, *, now: datetime, days: int = 90) -> dict[s
             [meter_id, start],
         )
         rows = cursor.fetchall()
-    minimum = settings.FRAUD_MIN_HOURS_PER_DAY
+    minimum = conf.setting("MIN_HOURS_PER_DAY")
     labels, used, hours = [], [], []
     for first, last, wh, count in rows:
         span = (last - first).total_seconds() / 3600

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 
@@ -22,7 +21,7 @@ from meteragent.export import ExportError, verify_export
 from readings.models import Source
 from readings.services import datetime_to_hour, hour_to_datetime, store_readings
 
-from . import detectors
+from . import conf, detectors
 from .models import (
     CASE_TRANSITIONS,
     Absence,
@@ -326,7 +325,7 @@ def dispatch(
         recent = WorkOrder.objects.filter(
             engineer=engineer, created_at__gte=now - timedelta(days=1)
         ).exclude(state=WorkOrderState.CANCELLED)
-        engineer_cap = settings.FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY
+        engineer_cap = conf.setting("DISPATCHES_PER_ENGINEER_PER_DAY")
         if recent.count() + 1 > engineer_cap:
             held.append(f"more than {engineer_cap} dispatches to this engineer in 24 hours")
         if over_fleet_cap is not None:
@@ -475,7 +474,7 @@ def accept_upload(
         WorkOrderState.VISITED,
     ):
         raise _refuse(order, by, "this job is not open to you", sha256=digest)
-    if len(data) > settings.FRAUD_UPLOAD_MAX_BYTES:
+    if len(data) > conf.setting("UPLOAD_MAX_BYTES"):
         raise _refuse(order, by, "the file is larger than an export can be", size=len(data))
     if not meter.signing_public_key:
         raise _refuse(order, by, "the meter has no registered signing key")

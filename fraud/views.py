@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +15,7 @@ from audit.models import Outcome
 from audit.services import record
 from devices.models import Meter
 
-from . import selectors, services
+from . import conf, selectors, services
 from .forms import (
     CaseFilterForm,
     CloseForm,
@@ -285,7 +284,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "uploads": ReadingsUpload.objects.filter(work_order=order).order_by("-uploaded_at"),
             "visit_form": visit_form,
             "upload_form": UploadForm(),
-            "max_mb": settings.FRAUD_UPLOAD_MAX_BYTES / 1024 / 1024,
+            "max_mb": conf.setting("UPLOAD_MAX_BYTES") / 1024 / 1024,
         },
     )
 
@@ -299,7 +298,7 @@ def job_upload(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose the export file to upload.")
         return redirect("fraud:job", pk=pk)
     # Never read more than one byte past the limit: the service refuses anything that long.
-    data = form.cleaned_data["export"].read(settings.FRAUD_UPLOAD_MAX_BYTES + 1)
+    data = form.cleaned_data["export"].read(conf.setting("UPLOAD_MAX_BYTES") + 1)
     try:
         upload = services.accept_upload(order, data, by=request.user, now=timezone.now())
     except services.FraudError as exc:

@@ -6,11 +6,17 @@ in requirements-dev.txt, never in a runtime requirement.
     .venv/bin/python scripts/make_household_profiles.py               # 96 households, 2 workers
     .venv/bin/python scripts/make_household_profiles.py --households 4 --out /tmp/h.json.gz
 
+The committed file was made in two steps, its first 18 weeks first (the days the fraud tests
+are written against) and then the rest of the year (about 1.5 hours on two busy cores):
+
+    .venv/bin/python scripts/make_household_profiles.py --days 126 --out first.json.gz
+    .venv/bin/python scripts/make_household_profiles.py --extend first.json.gz
+
 Household i is seeded with i (Python's and numpy's generators, which richardsonpy uses): the
-same command writes the same file. Each household has `days` days of hourly Wh from Monday
-START (UTC days; the model's own solar irradiance for those days of the year drives lighting),
-and `vacant` — the same dwelling and appliances with nobody home for VACANT_DAYS days — for
-the holiday look-alike.
+same commands write the same file. Each household has `days` days (52 weeks) of hourly Wh
+from Monday START (UTC days; the model's own solar irradiance for those days of the year
+drives lighting), and `vacant` — the same dwelling and appliances with nobody home for
+VACANT_DAYS days — for the holiday look-alike.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "meteragent" / "sim" / "households.json.gz"
 START = date(2026, 1, 5)  # a Monday; richardsonpy's day 0 is then day-of-year 4
-DAYS = 126
+DAYS = 364  # 52 weeks: a year of seasons, repeated by whole weeks beyond it
 VACANT_DAYS = 21
 # UK household sizes (ONS, rounded): 1 to 5 occupants.
 SIZES = (1, 2, 3, 4, 5)
@@ -80,9 +86,10 @@ def _simulate(seed: int, occupancy_days: int, days: int, first_day: int, empty: 
     q_direct, q_diffuse = loadrad.get_rad_from_try_path()
     irradiance = np.array(q_direct) + np.array(q_diffuse)  # hourly, kW/m2
     minutes = np.arange(1440)
+    year_days = len(irradiance) // 24
     hourly: list[int] = []
     for i in range(first_day, first_day + days):
-        doy = START.timetuple().tm_yday - 1 + i
+        doy = (START.timetuple().tm_yday - 1 + i) % year_days
         irr = np.interp(minutes, 60 * np.arange(24), irradiance[24 * doy : 24 * doy + 24])
         watts, _, _ = sim.power_sim(
             irradiation=irr,
@@ -92,6 +99,17 @@ def _simulate(seed: int, occupancy_days: int, days: int, first_day: int, empty: 
         )
         hourly.extend(round(float(w)) for w in np.asarray(watts).reshape(24, 60).mean(axis=1))
     return hourly
+
+
+def extend(existing: dict, days: int = DAYS) -> dict:
+    """`existing` with its hourly use continued to `days` days: the same dwelling, appliances
+    and lights, the occupancy chain run on from the start. The days already there stay as
+    they are."""
+    have = len(existing["hourly_wh"]) // 24
+    if have >= days:
+        return existing
+    more = _simulate(existing["seed"], days, days - have, have, empty=False)
+    return {**existing, "hourly_wh": existing["hourly_wh"] + more}
 
 
 def household(seed: int, days: int = DAYS) -> dict:
@@ -114,11 +132,22 @@ def main() -> int:
     parser.add_argument("--first", type=int, default=0, help="first seed (to generate in parts)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--extend",
+        type=Path,
+        help="continue the households of this file to --days days (its days kept as they are)",
+    )
     args = parser.parse_args()
     seeds = range(args.first, args.households)
+    if args.extend:
+        with gzip.open(args.extend, "rb") as f:
+            kept = {h["seed"]: h for h in json.loads(f.read())["households"]}
+        work, jobs = extend, [kept[seed] for seed in seeds]
+    else:
+        work, jobs = household, list(seeds)
     with ProcessPoolExecutor(args.workers) as pool:
         households = []
-        for h in pool.map(household, seeds, [args.days] * len(seeds)):
+        for h in pool.map(work, jobs, [args.days] * len(jobs)):
             households.append(h)
             print(
                 f"household {h['seed']}: {h['occupants']} occupants, {h['dwelling']}, "
@@ -129,7 +158,8 @@ def main() -> int:
         "model": "richardsonpy 0.2.3 (CREST occupancy-based domestic electricity demand)",
         "command": "scripts/make_household_profiles.py"
         + (f" --households {args.households}" if args.households != 96 else "")
-        + (f" --days {args.days}" if args.days != DAYS else ""),
+        + (f" --days {args.days}" if args.days != DAYS else "")
+        + (f" --extend {args.extend.name}" if args.extend else ""),
         "start": START.isoformat(),
         "days": args.days,
         "vacant_days": VACANT_DAYS,

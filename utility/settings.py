@@ -529,91 +529,52 @@ REKEY_MAX_ATTEMPTS = env.int("REKEY_MAX_ATTEMPTS", default=6)
 
 
 # --- Revenue protection: detectors, cases, field dispatch (fraud) ---
-# Thresholds of each detector; docs/fraud.md explains every one and why it has its default.
-FRAUD_DETECTORS = {
-    "consumption_drop": {
-        "enabled": env.bool("FRAUD_DROP_ENABLED", default=True),
-        # The meter's own baseline: the days before the monitoring window.
-        "baseline_days": env.int("FRAUD_DROP_BASELINE_DAYS", default=35),
-        "min_baseline_days": 28,
-        "monitor_days": env.int("FRAUD_DROP_MONITOR_DAYS", default=28),
-        "min_monitor_days": 7,
-        # CUSUM reference (k), daily clip and decision interval (h), in standard deviations of
-        # the meter's log daily use; h is chosen on the training households
-        # (bench/evaluate_fraud.py, docs/fraud.md).
-        "cusum_k": 0.5,
-        "clip": 1.5,
-        "cusum_h": env.float("FRAUD_DROP_CUSUM_H", default=10.12),
-        "min_scale": 0.1,
-        # Daylight use down this much more than night use (as fractions of the baseline):
-        # rooftop solar, not a bypass.
-        "solar_gap": 0.4,
-        "min_baseline_wh": env.int("FRAUD_DROP_MIN_BASELINE_WH", default=1000),
-        "medium_kwh": 20,
-        "high_kwh": env.float("FRAUD_DROP_HIGH_KWH", default=100.0),
-    },
-    "load_shape": {
-        "enabled": env.bool("FRAUD_SHAPE_ENABLED", default=True),
-        "recent_days": env.int("FRAUD_SHAPE_RECENT_DAYS", default=14),
-        "min_recent_days": 7,
-        "threshold": env.float("FRAUD_SHAPE_THRESHOLD", default=3.45),
-        "min_block_sd_fraction": 0.1,
-    },
-    "zero_use": {
-        "enabled": env.bool("FRAUD_ZERO_ENABLED", default=True),
-        "days": env.int("FRAUD_ZERO_DAYS", default=3),
-        "max_wh_per_day": env.int("FRAUD_ZERO_MAX_WH_PER_DAY", default=0),
-        "history_days": 28,
-        "min_history_wh_per_day": env.int("FRAUD_ZERO_MIN_HISTORY_WH", default=500),
-    },
-    "silent": {
-        "enabled": env.bool("FRAUD_SILENT_ENABLED", default=True),
-        "hours": env.int("FRAUD_SILENT_HOURS", default=48),
-        "high_after_hours": 7 * 24,
-    },
-    "backwards": {
-        "enabled": env.bool("FRAUD_BACKWARDS_ENABLED", default=True),
-        "lookback_hours": env.int("FRAUD_BACKWARDS_LOOKBACK_HOURS", default=72),
-        "min_step_wh": env.int("FRAUD_BACKWARDS_MIN_STEP_WH", default=1),
-        "high_step_wh": 1000,
-    },
-    "auth_failures": {
-        "enabled": env.bool("FRAUD_AUTH_ENABLED", default=True),
-        "window_hours": env.int("FRAUD_AUTH_WINDOW_HOURS", default=24),
-        "burst": env.int("FRAUD_AUTH_BURST", default=5),
-        "reasons": ["auth_failed", "replay", "stale", "unknown_key"],
-    },
-    "tamper": {
-        "enabled": env.bool("FRAUD_TAMPER_ENABLED", default=True),
-        "lookback_days": env.int("FRAUD_EVENT_LOOKBACK_DAYS", default=7),
-        "kinds": ["tamper", "service_action", "store_integrity"],
-        "high_kinds": ["tamper", "store_integrity"],
-    },
-    "clock_step": {
-        "enabled": env.bool("FRAUD_CLOCK_ENABLED", default=True),
-        "lookback_days": env.int("FRAUD_EVENT_LOOKBACK_DAYS", default=7),
-        "min_seconds": env.int("FRAUD_CLOCK_STEP_SECONDS", default=300),
-        "high_seconds": 86400,
-    },
+# Defaults beside the detectors in fraud/conf.py; the environment overrides these.
+_FRAUD_DETECTOR_ENV = {  # variable: (detector, threshold, type)
+    "FRAUD_DROP_ENABLED": ("consumption_drop", "enabled", bool),
+    "FRAUD_DROP_BASELINE_DAYS": ("consumption_drop", "baseline_days", int),
+    "FRAUD_DROP_MONITOR_DAYS": ("consumption_drop", "monitor_days", int),
+    "FRAUD_DROP_CUSUM_H": ("consumption_drop", "cusum_h", float),
+    "FRAUD_DROP_MIN_BASELINE_WH": ("consumption_drop", "min_baseline_wh", int),
+    "FRAUD_DROP_HIGH_KWH": ("consumption_drop", "high_kwh", float),
+    "FRAUD_SHAPE_ENABLED": ("load_shape", "enabled", bool),
+    "FRAUD_SHAPE_RECENT_DAYS": ("load_shape", "recent_days", int),
+    "FRAUD_SHAPE_THRESHOLD": ("load_shape", "threshold", float),
+    "FRAUD_PEER_ENABLED": ("peer_comparison", "enabled", bool),
+    "FRAUD_PEER_THRESHOLD": ("peer_comparison", "threshold", float),
+    "FRAUD_ZERO_ENABLED": ("zero_use", "enabled", bool),
+    "FRAUD_ZERO_DAYS": ("zero_use", "days", int),
+    "FRAUD_ZERO_MAX_WH_PER_DAY": ("zero_use", "max_wh_per_day", int),
+    "FRAUD_ZERO_MIN_HISTORY_WH": ("zero_use", "min_history_wh_per_day", int),
+    "FRAUD_SILENT_ENABLED": ("silent", "enabled", bool),
+    "FRAUD_SILENT_HOURS": ("silent", "hours", int),
+    "FRAUD_BACKWARDS_ENABLED": ("backwards", "enabled", bool),
+    "FRAUD_BACKWARDS_LOOKBACK_HOURS": ("backwards", "lookback_hours", int),
+    "FRAUD_BACKWARDS_MIN_STEP_WH": ("backwards", "min_step_wh", int),
+    "FRAUD_AUTH_ENABLED": ("auth_failures", "enabled", bool),
+    "FRAUD_AUTH_WINDOW_HOURS": ("auth_failures", "window_hours", int),
+    "FRAUD_AUTH_BURST": ("auth_failures", "burst", int),
+    "FRAUD_TAMPER_ENABLED": ("tamper", "enabled", bool),
+    "FRAUD_EVENT_LOOKBACK_DAYS": ("tamper", "lookback_days", int),
+    "FRAUD_CLOCK_ENABLED": ("clock_step", "enabled", bool),
+    "FRAUD_CLOCK_STEP_SECONDS": ("clock_step", "min_seconds", int),
 }
-# Nobody home: a day's use between these multiples of the home's base load, no 4-hour block
-# more than max_block_ratio times another, and such days steady from one to the next (standard
-# deviation of log daily use at most max_log_sd). docs/fraud.md has the measurements behind them.
-FRAUD_VACANCY = {
-    "min_base_multiple": 0.85,
-    "max_base_multiple": 1.6,
-    "max_block_ratio": 2.0,
-    "max_log_sd": 0.12,
-}
-# Memory for the scan's daily aggregation (per sort/hash node, for the scan's transaction only).
-FRAUD_SCAN_WORK_MEM = env.str("FRAUD_SCAN_WORK_MEM", default="128MB")
-# A day counts for the daily-consumption detectors only with this many hourly readings.
-FRAUD_MIN_HOURS_PER_DAY = env.int("FRAUD_MIN_HOURS_PER_DAY", default=20)
-# S12: dispatches beyond this in 24 hours per engineer wait for a second approver (the
-# fleet-wide cap is in ANOMALY_CAPS).
-FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = env.int("CAP_DISPATCHES_PER_ENGINEER_PER_DAY", default=8)
-# An SD-card export of two years of hourly readings is about 0.4 MB.
-FRAUD_UPLOAD_MAX_BYTES = env.int("FRAUD_UPLOAD_MAX_BYTES", default=2 * 1024 * 1024)
+FRAUD_DETECTORS: dict[str, dict] = {}
+for _var, (_detector, _key, _cast) in _FRAUD_DETECTOR_ENV.items():
+    if _var in env:
+        FRAUD_DETECTORS.setdefault(_detector, {})[_key] = env.get_value(_var, cast=_cast)
+if "FRAUD_EVENT_LOOKBACK_DAYS" in env:  # one look-back for both event detectors
+    FRAUD_DETECTORS.setdefault("clock_step", {})["lookback_days"] = env.int(
+        "FRAUD_EVENT_LOOKBACK_DAYS"
+    )
+if "FRAUD_SCAN_WORK_MEM" in env:
+    FRAUD_SCAN_WORK_MEM = env.str("FRAUD_SCAN_WORK_MEM")
+if "FRAUD_MIN_HOURS_PER_DAY" in env:
+    FRAUD_MIN_HOURS_PER_DAY = env.int("FRAUD_MIN_HOURS_PER_DAY")
+if "FRAUD_UPLOAD_MAX_BYTES" in env:
+    FRAUD_UPLOAD_MAX_BYTES = env.int("FRAUD_UPLOAD_MAX_BYTES")
+if "CAP_DISPATCHES_PER_ENGINEER_PER_DAY" in env:
+    FRAUD_DISPATCHES_PER_ENGINEER_PER_DAY = env.int("CAP_DISPATCHES_PER_ENGINEER_PER_DAY")
 
 # --- Billing: defaults in billing/conf.py; set here only what the environment overrides ---
 for _name, _cast in (

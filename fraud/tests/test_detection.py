@@ -20,7 +20,7 @@ from .conftest import NOW, TODAY, household_history
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
-CONSUMPTION = ["consumption_drop", "load_shape", "zero_use"]
+CONSUMPTION = ["consumption_drop", "load_shape", "peer_comparison", "zero_use"]
 # Three households of the evaluation's test split (odd seeds): 1 to 2 occupants, 4.6 to 11.4
 # kWh a day.
 SEEDS = (1, 5, 7)
@@ -66,6 +66,38 @@ def test_each_attack_is_caught_within_four_weeks(premises_meter, attack, cause, 
     assert len(caught) >= at_least, (attack, cases)
 
 
+def _switched_off(first: int, hours: int):
+    """h2 with a chosen interval: nothing recorded from `first` o'clock for `hours` hours."""
+    off = {(first + i) % 24 for i in range(hours)}
+
+    def attack(series, start, rng):
+        out = list(series)
+        for i in range(24 * start, len(series)):
+            if i % 24 in off:
+                out[i] = 0.0
+        return out
+
+    return attack
+
+
+def test_hours_of_nothing_at_night_are_a_switch_not_a_quiet_night(premises_meter):
+    # A timer takes the supply round the meter from 22:00 to 08:00: little energy (the night
+    # is the base load), so no drop to speak of, but an occupied home never records nothing
+    # for four hours.
+    meters = []
+    for seed in SEEDS:
+        meter = premises_meter()
+        household_history(meter, seed, _switched_off(22, 10), days_ago=7)
+        meters.append(meter.pk)
+    cases = _scan()
+    assert set(cases) == set(meters)
+    for found in cases.values():
+        case = found[Cause.ZERO_USE]
+        assert case.summary.startswith("Nothing recorded between 0")
+        assert case.evidence["block"] in ("00-04 UTC", "04-08 UTC")
+        assert case.evidence["days_with_nothing"] >= 5 and case.severity == Severity.MEDIUM
+
+
 def test_severity_follows_the_estimated_energy_lost(premises_meter):
     small, large = premises_meter(), premises_meter()
     household_history(small, 7, attacks.partial_bypass(0.4), days_ago=21)
@@ -86,8 +118,7 @@ def test_rooftop_solar_is_told_apart_from_a_bypass(premises_meter, settings):
     _fleet(premises_meter, attacks.rooftop_solar, seeds=(5, 39))
     assert _scan() == {}
     # The same data without the daylight-only test: the panels' saving looks like theft.
-    drop = {**settings.FRAUD_DETECTORS["consumption_drop"], "solar_gap": 99.0}
-    settings.FRAUD_DETECTORS = {**settings.FRAUD_DETECTORS, "consumption_drop": drop}
+    settings.FRAUD_DETECTORS = {"consumption_drop": {"solar_gap": 99.0}}
     assert len(_scan()) == 2
 
 

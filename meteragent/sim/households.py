@@ -22,6 +22,7 @@ from meteragent.energy import Bypass, EnergyResult
 
 PROFILES = Path(__file__).with_name("households.json.gz")
 HOUR = 3600.0
+YEAR_DAYS = 364
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class HouseholdEnergySource:
     def __init__(
         self, *, seed: int, start: float, start_wh: int = 0, bypass: Bypass | None = None
     ) -> None:
-        fleet = households()
+        # Households that cover a whole year give the demo's two-year history its seasons.
+        fleet = [h for h in households() if h.days >= YEAR_DAYS] or households()
         self.household = fleet[seed % len(fleet)]
         self.bypass = bypass
         self._t = start

@@ -20,7 +20,7 @@ def test_profiles_are_realistic_households_readable_without_numpy_or_django():
     fleet = households()
     assert {h.occupants for h in fleet} == {1, 2, 3, 4, 5}
     for home in fleet:
-        assert home.days == 126 and len(home.vacant_hourly_wh) == 21 * 24
+        assert home.days == 364 and len(home.vacant_hourly_wh) == 21 * 24
         daily = [sum(home.hourly_wh[24 * d : 24 * d + 24]) for d in range(home.days)]
         # Lived-in homes vary from day to day; the empty home uses less than the lived-in one.
         assert max(daily) > 1.5 * min(daily)

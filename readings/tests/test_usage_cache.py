@@ -13,7 +13,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import MeterOccupancy
-from devices.tests.conftest import kek, make_meter  # noqa: F401
 from readings.services import datetime_to_hour, store_readings
 from testing.customers import make_customer
 

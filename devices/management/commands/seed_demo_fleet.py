@@ -19,15 +19,16 @@ from devices.identifiers import luhn_check_digit
 from devices.models import Meter, Premises, Sim
 from devices.services import issue_bundle
 from meteragent.console import meter_seed
-from meteragent.energy import Bypass, SimulatedEnergySource
+from meteragent.energy import Bypass
+from meteragent.sim.households import HouseholdEnergySource
 from meteragent.store import Store
 from readings.services import store_readings
 
 HOUR = 3600
 LIVE_HOURS = 48
-# One household has wired most of its load around the meter for two weeks: the detectors open
-# a case on the demo's first scan (the week before the scan is low against a baseline with at
-# most one low day per weekday; a longer bypass would start to pull the baseline down).
+# One household has wired most of its load around the meter for two weeks: the partial-bypass
+# detector opens a case on the demo's first scan (fourteen days each far below the home's own
+# baseline pass its CUSUM decision interval; docs/fraud.md).
 BYPASSED_PREMISES = 3
 BYPASS = {"days": 14, "fraction": 0.8}
 DEMO_CUSTOMER = (
@@ -86,8 +87,9 @@ class Command(BaseCommand):
                     json.dumps({"since": bypass.since, "fraction": bypass.fraction})
                 )
 
-            # History: the meter's simulated register, hour by hour, stored as if reported.
-            energy = SimulatedEnergySource(
+            # History: the register of one of the committed realistic households (the same one
+            # the live agent continues with), hour by hour, stored as if reported.
+            energy = HouseholdEnergySource(
                 seed=meter_seed(number), start=first_hour * HOUR, bypass=bypass
             )
             history = [
