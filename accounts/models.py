@@ -57,7 +57,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         self.email = self.__class__.objects.normalize_email(self.email).lower()
 
 
-# --- Customers (issue 7): meter claims, occupancy, deletion requests ---
+# --- Customers: meter claims, occupancy, deletion requests ---
 
 
 class MeterOccupancy(models.Model):

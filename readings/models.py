@@ -118,7 +118,7 @@ class RetentionStep(models.Model):
         return f"{self.ran_at:%Y-%m-%d} {self.action} before {self.before:%Y-%m-%d}: {self.count}"
 
 
-# --- Customer API tokens and third-party consent (issue 7) ---
+# --- Customer API tokens and third-party consent ---
 
 
 class TokenKind(models.TextChoices):

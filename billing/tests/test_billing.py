@@ -1,4 +1,4 @@
-"""Acceptance tests against hand-computed invoices (issue 8). Each docstring holds the sum.
+"""Acceptance tests against hand-computed invoices. Each docstring holds the sum.
 
 Readings are cumulative registers at the top of each UTC hour; consumption of an hour is the
 difference of two consecutive reads. Periods are local (Europe/London) dates, end exclusive.
