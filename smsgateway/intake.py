@@ -118,50 +118,40 @@ class DrainScheduler:
 
     A drain queued after a message was committed will see it. The first message after a quiet
     spell queues one at once; messages within `interval` of that share one more drain, queued
-    by the scheduler's thread when the interval is up. So every stored message is followed by
-    a drain queued after it, without a broker round trip (or any other I/O) per message.
-    `inline` publishes the first one from the caller's thread (a Django view; with eager
-    Celery, as in the tests and the demo, the drain then runs before the answer); otherwise
-    every publish happens on the scheduler's thread, never on an event loop. A broker failure
-    loses nothing: the message is stored, and the beat sweep drains it."""
+    by a timer when the interval is up. So every stored message is followed by a drain queued
+    after it, without a broker round trip (or any other I/O) per message. `inline` publishes
+    the first one from the caller's thread (a Django view; with eager Celery, as in the tests
+    and the demo, the drain then runs before the answer); otherwise every publish happens on a
+    timer thread, never on an event loop. A broker failure loses nothing: the message is
+    stored, and the beat sweep drains it."""
 
     def __init__(self, interval: float, *, inline: bool) -> None:
         self.interval, self.inline = interval, inline
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
         self._last = float("-inf")
-        self._due: float | None = None  # when the pending drain is to be queued
-        self._publisher: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
 
     def message_stored(self) -> None:
         with self._lock:
-            if self._due is not None:
-                return  # the pending drain is queued after this message's commit
+            if self._timer is not None:
+                return  # the timer's drain is queued after this message's commit
             wait = max(0.0, self._last + self.interval - time.monotonic())
             if wait > 0 or not self.inline:
-                self._due = time.monotonic() + wait
-                if self._publisher is None or not self._publisher.is_alive():
-                    # One thread for the life of the process, keeping its broker connection
-                    # (a thread per drain cost a thread and a connection each time).
-                    self._publisher = threading.Thread(
-                        target=self._publish_forever, name="drain-scheduler", daemon=True
-                    )
-                    self._publisher.start()
-                self._lock.notify()
+                self._timer = threading.Timer(wait, self._timer_fired)
+                self._timer.daemon = True
+                self._timer.start()
                 return
             self._last = time.monotonic()
         self._queue_drain()
 
-    def _publish_forever(self) -> None:
-        while True:
-            with self._lock:
-                while self._due is None or self._due > time.monotonic():
-                    self._lock.wait(None if self._due is None else self._due - time.monotonic())
-                self._due = None
-                self._last = time.monotonic()
-            try:
-                self._queue_drain()
-            finally:
-                _close_thread_connections()
+    def _timer_fired(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._last = time.monotonic()
+        try:
+            self._queue_drain()
+        finally:
+            connections.close_all()  # this thread's, had an eager drain opened any
 
     def _queue_drain(self) -> None:
         try:
@@ -169,15 +159,6 @@ class DrainScheduler:
             current_app.signature(PROCESS_INBOUND).apply_async(retry=False)
         except Exception:  # any broker failure: the sweep is the fallback
             logger.warning("could not queue inbound processing; the sweep will", exc_info=True)
-
-
-def _close_thread_connections() -> None:
-    """Close the database connections of this thread (an eager drain, as in the tests and the
-    demo, opens some); whatever goes wrong, the scheduler's thread goes on."""
-    try:
-        connections.close_all()
-    except Exception:
-        logger.debug("closing the drain scheduler's connections failed", exc_info=True)
 
 
 _schedulers: dict[bool, DrainScheduler] = {}
