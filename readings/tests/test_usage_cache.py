@@ -54,7 +54,7 @@ def reading_queries(client, meter, params=DAYS) -> int:
 
 
 @pytest.mark.django_db
-def test_two_occupants_of_one_meter_and_a_neighbour_each_see_only_their_own(make_meter):  # noqa: F811
+def test_two_occupants_of_one_meter_and_a_neighbour_each_see_only_their_own(make_meter):
     shared, neighbour = make_meter(), make_meter()
     put(shared, T0, 100, 3 * 24)  # 2.4 kWh a day, 10-12 Jan
     put(neighbour, T0, 50, 3 * 24)  # 1.2 kWh a day
@@ -75,7 +75,7 @@ def test_two_occupants_of_one_meter_and_a_neighbour_each_see_only_their_own(make
 
 
 @pytest.mark.django_db
-def test_the_dashboard_figures_are_the_viewers_own(make_meter):  # noqa: F811
+def test_the_dashboard_figures_are_the_viewers_own(make_meter):
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     shared = make_meter()
     put(shared, now - timedelta(days=20), 50, 20 * 24)
@@ -94,7 +94,7 @@ def test_the_dashboard_figures_are_the_viewers_own(make_meter):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_new_readings_show_at_once(make_meter, settings):  # noqa: F811
+def test_new_readings_show_at_once(make_meter, settings):
     meter = make_meter()
     put(meter, T0, 100, 24)
     client = signed_in(make_customer("owner@example.com", meter, start=T0 - timedelta(days=30)))
@@ -110,7 +110,7 @@ def test_new_readings_show_at_once(make_meter, settings):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_a_failing_cache_only_costs_time(make_meter, settings):  # noqa: F811
+def test_a_failing_cache_only_costs_time(make_meter, settings):
     meter = make_meter()
     put(meter, T0, 100, 24)
     client = signed_in(make_customer("owner@example.com", meter, start=T0 - timedelta(days=30)))
