@@ -531,7 +531,19 @@ def issue_credit_note(
     if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
         raise BillingError("only an issued invoice can be credited")
     by = actor.get_username() if hasattr(actor, "get_username") else str(actor)
-    lines = [_credit(line, f"Credit: {line.description}") for line in invoice.lines.all()]
+    # A line correcting another period is cancelled already when that period was credited
+    # after this invoice was issued (its credit note took every document's lines of the period).
+    credited_since = list(
+        Invoice.objects.filter(
+            account_id=invoice.account_id, kind=InvoiceKind.CREDIT_NOTE, pk__gt=invoice.pk
+        ).values_list("period_start", "period_end")
+    )
+    lines = [
+        _credit(line, f"Credit: {line.description}")
+        for line in invoice.lines.all()
+        if invoice.period_start <= line.segment_start < invoice.period_end
+        or not any(start <= line.segment_start < end for start, end in credited_since)
+    ]
     # What other documents billed for this period (corrections carried by later invoices, net
     # of their own credits) is cancelled too: after the note nothing of the period is billed.
     elsewhere = rating.net_by_key(

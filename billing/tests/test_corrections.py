@@ -81,19 +81,36 @@ def test_crediting_the_invoice_that_carried_a_correction_after_the_month_was_rei
     make_tariff, make_account
 ):
     """July re-issued at 816 kWh, then August credited without a re-bill: August's own 744 kWh
-    and its +72 kWh for July are both cancelled, and July must stay at 816 kWh: September
-    carries July's +72 kWh again. Billed: July 816 + September 720 (30 days x 24 h)."""
+    is cancelled, and its +72 kWh for July, which July's credit note cancelled already, is not
+    cancelled twice: July stays at 816 kWh and September has nothing of July to correct.
+    Billed: July 816 + September 720 (30 days x 24 h)."""
     account, july, august = estimated_july(make_tariff, make_account)
     services.issue_credit_note(july, actor="test", reason="disputed", now=timezone.now())
-    services.issue_credit_note(
+    note, _ = services.issue_credit_note(
         august, actor="test", reason="wrong account", now=timezone.now(), rebill=False
     )
-    assert billed_kwh(account) == Decimal("816.000") - Decimal("72.000")
+    assert note.total == Decimal("-148.80")  # 744 kWh at 0.20
+    assert billed_kwh(account) == Decimal("816.000")
     september = services.issue_invoice(account, SEP, OCT, now=NOW, by="test")
-    assert list(
-        september.lines.filter(kind=LineKind.ADJUSTMENT).values_list("quantity", flat=True)
-    ) == [Decimal("72.000")]
+    assert not september.lines.filter(kind=LineKind.ADJUSTMENT).exists()
     assert billed_kwh(account) == Decimal("816.000") + Decimal("720.000")
+
+
+def test_crediting_a_month_and_then_the_invoice_that_corrected_it_cancels_the_correction_once(
+    make_tariff, make_account
+):
+    """July credited without a re-bill (its 744 kWh and August's +72 kWh for July cancelled),
+    then August credited too: August's own 744 kWh is cancelled, its +72 kWh for July not a
+    second time. Nothing is billed for either month."""
+    account, july, august = estimated_july(make_tariff, make_account)
+    services.issue_credit_note(
+        july, actor="test", reason="moved out", now=timezone.now(), rebill=False
+    )
+    services.issue_credit_note(
+        august, actor="test", reason="moved out", now=timezone.now(), rebill=False
+    )
+    assert billed_kwh(account) == Decimal("0.000")
+    assert billed_money(account) == Decimal("0.00")
 
 
 def test_a_run_corrects_each_account_of_a_batch_with_its_own_readings(make_tariff, make_account):
