@@ -17,10 +17,6 @@ def customer_invoices(user) -> QuerySet[Invoice]:
     ).select_related("account")
 
 
-def customer_invoice(user, number: str) -> Invoice | None:
-    return customer_invoices(user).filter(number=number).first()
-
-
 def invoice_detail(number: str) -> Invoice | None:
     return (
         Invoice.objects.filter(number=number, status=InvoiceStatus.ISSUED)

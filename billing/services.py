@@ -620,11 +620,6 @@ def accounts_for_period(start: date, end: date):
     )
 
 
-def overlapping_invoices(account: BillingAccount, start: date, end: date):
-    """The account's issued, uncredited invoices covering any day of [start, end)."""
-    return _standing_overlapping([account.pk], start, end)
-
-
 def _standing_overlapping(account_ids: Iterable[int], start: date, end: date):
     return Invoice.objects.filter(
         account_id__in=account_ids,

@@ -120,9 +120,6 @@ class WorkOrderState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-OPEN_WORK_ORDER_STATES = (WorkOrderState.AWAITING_APPROVAL, WorkOrderState.ASSIGNED)
-
-
 class WorkOrder(models.Model):
     """A visit to a meter's premises by one field engineer."""
 

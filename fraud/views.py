@@ -25,7 +25,7 @@ from .forms import (
     UploadForm,
     VisitForm,
 )
-from .models import Case, CaseState, ReadingsUpload, Severity, WorkOrder
+from .models import CASE_TRANSITIONS, Case, CaseState, ReadingsUpload, Severity, WorkOrder
 
 # --- Revenue protection ---
 
@@ -93,8 +93,6 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _next_states(case: Case) -> frozenset[str]:
-    from .models import CASE_TRANSITIONS
-
     return CASE_TRANSITIONS[case.state]
 
 

@@ -487,10 +487,6 @@ def readings_for_export(access: Access, start: datetime | None = None, end: date
         yield ExportRow(hour, wh, wh, 0, 1, source, received)
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 def retention_steps_for(user) -> list[RetentionStep]:
     """Retention steps that reached into the time the customer has had a meter (the steps are
     fleet-wide; one whose boundary is before all their occupancies touched none of their data)."""

@@ -42,14 +42,3 @@ class Oversized(ProtocolError):
 
 class CounterExhausted(ProtocolError):
     """Sender side: no counter values left under this key id; rotate the key first."""
-
-
-DECODE_ERRORS: tuple[type[ProtocolError], ...] = (
-    BadVersion,
-    UnknownKeyId,
-    AuthenticationFailed,
-    Replay,
-    Stale,
-    Malformed,
-    Oversized,
-)

@@ -83,16 +83,6 @@ def event_size(event: Event, sent_at: int) -> int:
     return 1 + uvarint_size(age) + uvarint_size(zigzag(event.arg))
 
 
-def readings_size(readings: Sequence[Reading]) -> int:
-    """Encoded size of the readings block (count byte included)."""
-    if not readings:
-        return 1
-    size = 1 + 4 + uvarint_size(readings[0].wh)
-    for prev, cur in pairwise(readings):
-        size += _entry_size(prev, cur)
-    return size
-
-
 def check_readings(readings: Sequence[Reading]) -> None:
     if len(readings) > MAX_ITEMS:
         raise ValueError("more than 255 readings")
