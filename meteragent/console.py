@@ -27,6 +27,7 @@ from meteragent.bundle import BundleError, parse_bundle
 from meteragent.clock import SystemClock
 from meteragent.config import Config, ConfigError, load_config
 from meteragent.display import make_display, make_led
+from meteragent.energy import Ade7953, Ade7953EnergySource, SimulatedEnergySource
 from meteragent.energy.base import EnergySource
 from meteragent.export import build_export
 from meteragent.keyfile import (
@@ -47,7 +48,7 @@ from meteragent.store import (
     damaged_copies,
 )
 from meteragent.store import open_store as open_checked_store
-from meteragent.transport import Transport
+from meteragent.transport import HttpGatewayTransport, ModemTransport, Transport
 from meteragent.update import UpdateError, install_update
 
 log = logging.getLogger("meteragent")
@@ -91,16 +92,12 @@ def make_energy(config: Config, store: Store, keys: DeviceKeys, now: float) -> E
     opts = config.energy
     latest = store.latest_reading()
     if opts.get("source", "ade7953") == "simulated":
-        from meteragent.energy import SimulatedEnergySource
-
         return SimulatedEnergySource(
             seed=int(opts.get("seed", meter_seed(keys.meter_number))),
             start=now,
             start_wh=latest.wh if latest else 0,
             annual_kwh=float(opts.get("annual_kwh", 3500)),
         )
-    from meteragent.energy import Ade7953, Ade7953EnergySource
-
     state = store.get_meta("energy_state")
     baseline: dict[str, Any] = {"baseline_wh": latest.wh if latest else 0}
     if state:
@@ -130,13 +127,12 @@ def energy_state(source: EnergySource, now: float) -> dict[str, str]:
 def make_transport(config: Config, keys: DeviceKeys, clock: SystemClock) -> Transport:
     opts = config.transport
     if opts.get("kind", "modem") == "http":
-        from meteragent.transport import HttpGatewayTransport
-
         return HttpGatewayTransport(
             str(opts["webhook_url"]), str(opts["secret"]), str(opts["msisdn"]), clock
         )
+    # Imported only for a modem: its driver loads the serial-port library, which a box that
+    # posts to a test gateway need not have.
     from meteragent.modem import GsmModem
-    from meteragent.transport import ModemTransport
 
     port, baudrate = str(opts.get("port", "/dev/ttyUSB2")), int(opts.get("baudrate", 115200))
     transport = ModemTransport(
