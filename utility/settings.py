@@ -2,8 +2,8 @@
 
 Every variable is listed in `.env.example`. A variable `NAME` can also be given as a file path in
 `NAME_FILE` (for Docker/systemd secrets). With DEBUG off, a missing secret stops start-up.
-An app's own defaults live in its `conf.py` (accounts, audit, devices, readings); here they are
-only overridden from the environment.
+An app's own defaults live in its `conf.py` (accounts, audit, billing, devices, fraud, readings,
+smsgateway); here they are only overridden from the environment.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from accounts import conf as accounts_conf
 from audit import conf as audit_conf
 from devices import conf as devices_conf
 from readings import conf as readings_conf
+from smsgateway import conf as sms_conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.FileAwareEnv()
@@ -505,27 +506,23 @@ KANNEL_SENDSMS_USER = env.str("KANNEL_SENDSMS_USER", default="portal")
 KANNEL_SENDSMS_PASSWORD = env.str("KANNEL_SENDSMS_PASSWORD", default="")
 # Where Kannel posts delivery reports; {id} is the outbox id. Empty: no delivery reports.
 KANNEL_DLR_URL = env.str("KANNEL_DLR_URL", default="")
-SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=8)
-# S12: at most this many SMS to one meter in 24 hours; more are held and alarmed.
-SMS_OUTBOUND_DAILY_CAP = env.int("SMS_OUTBOUND_DAILY_CAP", default=12)
-# Messages one drain task processes before it hands the rest of the queue to a fresh task.
-SMS_DRAIN_BATCH = env.int("SMS_DRAIN_BATCH", default=2000)
-# Messages verified together and stored in one transaction, set-based.
-SMS_BATCH_SIZE = env.int("SMS_BATCH_SIZE", default=500)
-# Seconds between the drains one webhook process queues (0: a drain per message, which eager
-# Celery runs inline, as in the tests).
+# Sending, batching, alerts and key rotation (defaults and what they mean: smsgateway/conf.py).
+SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=sms_conf.SMS_MAX_ATTEMPTS)
+SMS_OUTBOUND_DAILY_CAP = env.int("SMS_OUTBOUND_DAILY_CAP", default=sms_conf.SMS_OUTBOUND_DAILY_CAP)
+SMS_DRAIN_BATCH = env.int("SMS_DRAIN_BATCH", default=sms_conf.SMS_DRAIN_BATCH)
+SMS_BATCH_SIZE = env.int("SMS_BATCH_SIZE", default=sms_conf.SMS_BATCH_SIZE)
+# Eager Celery (the tests) runs a drain per message inline.
 SMS_DRAIN_INTERVAL = env.float(
-    "SMS_DRAIN_INTERVAL", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 0.05
+    "SMS_DRAIN_INTERVAL", default=0.0 if CELERY_TASK_ALWAYS_EAGER else sms_conf.SMS_DRAIN_INTERVAL
 )
-# Failed authentication / replays from one meter's SIM: this many within the window alert.
-SMS_AUTH_FAILURE_REASONS = ("auth_failed", "replay", "stale", "unknown_key")
-SMS_AUTH_FAILURE_BURST = env.int("SMS_AUTH_FAILURE_BURST", default=5)
-SMS_AUTH_FAILURE_WINDOW = env.int("SMS_AUTH_FAILURE_WINDOW", default=3600)
-# S7: a meter reports twice a day; silent for longer than this (schedule + grace) alerts.
-METER_SILENCE_HOURS = env.int("METER_SILENCE_HOURS", default=18)
-# Key rotation: resend an unanswered REKEY_INIT after this long, at most this often.
-REKEY_RESEND_HOURS = env.int("REKEY_RESEND_HOURS", default=12)
-REKEY_MAX_ATTEMPTS = env.int("REKEY_MAX_ATTEMPTS", default=6)
+SMS_AUTH_FAILURE_REASONS = sms_conf.SMS_AUTH_FAILURE_REASONS
+SMS_AUTH_FAILURE_BURST = env.int("SMS_AUTH_FAILURE_BURST", default=sms_conf.SMS_AUTH_FAILURE_BURST)
+SMS_AUTH_FAILURE_WINDOW = env.int(
+    "SMS_AUTH_FAILURE_WINDOW", default=sms_conf.SMS_AUTH_FAILURE_WINDOW
+)
+METER_SILENCE_HOURS = env.int("METER_SILENCE_HOURS", default=sms_conf.METER_SILENCE_HOURS)
+REKEY_RESEND_HOURS = env.int("REKEY_RESEND_HOURS", default=sms_conf.REKEY_RESEND_HOURS)
+REKEY_MAX_ATTEMPTS = env.int("REKEY_MAX_ATTEMPTS", default=sms_conf.REKEY_MAX_ATTEMPTS)
 
 
 # --- Revenue protection: detectors, cases, field dispatch (fraud) ---
