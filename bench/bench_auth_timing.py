@@ -180,22 +180,8 @@ def main() -> None:
     args = parser.parse_args()
 
     configure()
-    scratch.recreate_database(DB_NAME)
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        call_command("collectstatic", "--noinput", verbosity=0)
+    with scratch.migrated_django(DB_NAME, keep=args.keep):
         report(run(args.rounds), args.rounds)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep:
-            scratch.drop_database(DB_NAME)
 
 
 if __name__ == "__main__":

@@ -196,27 +196,12 @@ def main() -> None:
     args = parser.parse_args()
 
     configure(args.db)
-    if not args.reuse:
-        scratch.recreate_database(args.db)
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        call_command("collectstatic", "--noinput", verbosity=0)  # hashed names, as deployed
+    with scratch.migrated_django(args.db, fresh=not args.reuse, keep=args.keep):
         number, user = existing_customer() if args.reuse else fill(args.meters)
         if args.breakdown:
             breakdown(args.rounds, number, user, args.profile)
         else:
             report(run(args.rounds, number, user))
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep and not args.reuse:
-            scratch.drop_database(args.db)
 
 
 if __name__ == "__main__":

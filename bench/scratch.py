@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # The server the benchmarks create their databases on (the machine's, by default).
 SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
@@ -50,3 +52,27 @@ def django_environment(db_name: str, **extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "utility.settings",
         **extra,
     }
+
+
+@contextmanager
+def migrated_django(db_name: str, *, fresh: bool = True, keep: bool = False) -> Iterator[None]:
+    """Django set up on the scratch database (its settings already in the environment),
+    migrated and with hashed static files as deployed; the database is made empty first unless
+    `fresh` is off, and dropped at the end unless `keep` (or a reused one)."""
+    if fresh:
+        recreate_database(db_name)
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        call_command("collectstatic", "--noinput", verbosity=0)
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if fresh and not keep:
+            drop_database(db_name)
