@@ -26,6 +26,19 @@ from .claims import CLAIMABLE_STATUSES, code_hash, open_claim
 logger = logging.getLogger(__name__)
 
 
+def _undeliverable(claim: MeterClaim, outcome: Outcome, reason: str) -> None:
+    """The claim gets no code: marked so, and audited with the reason."""
+    claim.status = ClaimStatus.UNDELIVERABLE
+    claim.save(update_fields=["status"])
+    record(
+        "customer.claim_code_not_sent",
+        actor="accounts",
+        target=f"meter:{claim.meter_number}",
+        outcome=outcome,
+        details={"claim": claim.pk, "reason": reason},
+    )
+
+
 def send_claim_code(claim_id: int, *, now: datetime) -> str:
     """Generate the code, keep its hash, and queue it to the meter's display. Idempotent: a
     claim gets at most one code. Returns what happened (for the task log only)."""
@@ -44,15 +57,7 @@ def send_claim_code(claim_id: int, *, now: datetime) -> str:
             .first()
         )
         if meter is None or claim.expires_at <= now:
-            claim.status = ClaimStatus.UNDELIVERABLE
-            claim.save(update_fields=["status"])
-            record(
-                "customer.claim_code_not_sent",
-                actor="accounts",
-                target=f"meter:{claim.meter_number}",
-                outcome=Outcome.FAILURE,
-                details={"claim": claim.pk, "reason": "no claimable meter"},
-            )
+            _undeliverable(claim, Outcome.FAILURE, "no claimable meter")
             return "no meter"
         # Fleet-wide (S12); the cap's lock, held until this transaction ends, also serialises
         # the per-meter count below.
@@ -68,15 +73,7 @@ def send_claim_code(claim_id: int, *, now: datetime) -> str:
             created_at__gte=now - timedelta(days=1),
         ).count()
         if sent_today >= setting("CLAIM_CODES_PER_METER_PER_DAY"):
-            claim.status = ClaimStatus.UNDELIVERABLE
-            claim.save(update_fields=["status"])
-            record(
-                "customer.claim_code_not_sent",
-                actor="accounts",
-                target=f"meter:{meter.number}",
-                outcome=Outcome.DENIED,
-                details={"claim": claim.pk, "reason": "daily codes for this meter used up"},
-            )
+            _undeliverable(claim, Outcome.DENIED, "daily codes for this meter used up")
             return "meter limit"
         digits = setting("CLAIM_CODE_DIGITS")
         code = f"{secrets.randbelow(10**digits):0{digits}d}"
