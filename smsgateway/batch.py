@@ -242,7 +242,13 @@ def _store(
     *,
     now: datetime,
 ) -> None:
-    store_many_readings(readings, received_at=now)
+    # Hours after a meter's mark are nearly always new (a retransmission repeats hours the
+    # meter was not yet told are stored, i.e. up to and below the mark).
+    store_many_readings(
+        readings,
+        received_at=now,
+        stored_through={a.meter_id: meters[a.meter_id].acked_through_hour for a in accepted},
+    )
     inbound = InboundMessage._meta.db_table
     key_table = MeterKey._meta.db_table
     meter_table = Meter._meta.db_table
