@@ -3,11 +3,14 @@ process, with the time spent in each SQL statement (waiting for PostgreSQL) and 
 
     .venv/bin/python bench/profile_drain.py                       # 1000 meters x 4 frames
     .venv/bin/python bench/profile_drain.py --meters 2000 --frames 6 --cprofile 25
+    .venv/bin/python bench/profile_drain.py --phases            # CPU per message by phase
 
 The frames are stored raw as the webhook stores them, then drained with
 `smsgateway.drain.drain` (batches of SMS_BATCH_SIZE). Prints messages/s, readings rows/s, the
 share of the wall time spent inside database calls (per statement, by its first words), and
-with --cprofile the N functions with the most own time. Needs PostgreSQL on localhost (a
+with --cprofile the N functions with the most own time (or the most time under them, with
+--sort cumulative), and with --phases this process's CPU per message inside each phase of a
+batch (inclusive; without a profiler's overhead). Needs PostgreSQL on localhost (a
 scratch database `bench_drain` is recreated). To see the same from outside, run py-spy on a
 worker of bench/bench_ingest.py: `py-spy record -o drain.svg --pid <worker pid>`.
 """
@@ -67,11 +70,52 @@ class StatementTimes:
         return (match.group(1) if match else words)[:90]
 
 
+class PhaseTimes:
+    """Sums this process's CPU time inside each phase of a drain, by wrapping the function
+    that does it where its caller looks it up."""
+
+    # (module, attribute): the functions a batch calls, outermost first
+    PHASES = (
+        ("smsgateway.drain", "process_batch"),
+        ("smsgateway.batch", "_process"),
+        ("smsgateway.batch", "_open"),
+        ("smsgateway.batch", "store_many_readings"),
+        ("readings.usage_cache", "settle_meters"),
+        ("smsgateway.rules", "high_water_marks"),
+        ("smsgateway.alerts", "meters_heard"),
+        ("smsgateway.rules", "queue_acks"),
+    )
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def install(self) -> None:
+        import functools
+        import importlib
+
+        for module_name, attribute in self.PHASES:
+            module = importlib.import_module(module_name)
+            original = getattr(module, attribute)
+            name = f"{module_name}.{attribute}"
+            self.seconds[name] = 0.0
+
+            def timed(*args, _original=original, _name=name, **kwargs):
+                start = time.process_time()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.seconds[_name] += time.process_time() - start
+
+            setattr(module, attribute, functools.wraps(original)(timed))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--meters", type=int, default=1000)
     parser.add_argument("--frames", type=int, default=4, help="report frames per meter")
     parser.add_argument("--cprofile", type=int, default=0, help="show the N top functions")
+    parser.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumulative)")
+    parser.add_argument("--phases", action="store_true", help="CPU per message by phase")
     args = parser.parse_args()
 
     import os
@@ -120,6 +164,9 @@ def main() -> int:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     times = StatementTimes()
+    phases = PhaseTimes() if args.phases else None
+    if phases:
+        phases.install()
     profile = cProfile.Profile() if args.cprofile else None
     start, cpu_start = time.perf_counter(), time.process_time()
     times.install()
@@ -139,8 +186,12 @@ def main() -> int:
     print(f"inside psycopg execute: {in_db:.2f} s ({100 * in_db / elapsed:.0f} % of the wall time)")
     for kind, seconds in sorted(times.seconds.items(), key=lambda kv: -kv[1])[:15]:
         print(f"  {seconds:7.3f} s {times.calls[kind]:6d} x  {kind}")
+    if phases:
+        print("this process's CPU per message, by phase (inclusive):")
+        for name, seconds in phases.seconds.items():
+            print(f"  {1e6 * seconds / drained.processed:7.1f} µs  {name}")
     if profile:
-        pstats.Stats(profile).sort_stats("tottime").print_stats(args.cprofile)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.cprofile)
     return 0
 
 
