@@ -168,6 +168,9 @@ def main() -> int:
     if phases:
         phases.install()
     profile = cProfile.Profile() if args.cprofile else None
+    from bench import cpu
+
+    cpu_before = cpu.snapshot(DB_NAME)
     start, cpu_start = time.perf_counter(), time.process_time()
     times.install()
     if profile:
@@ -176,12 +179,16 @@ def main() -> int:
     if profile:
         profile.disable()
     elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu_start
+    backends = cpu.used_since(cpu_before, cpu.snapshot(DB_NAME)).get(
+        "postgresql (this database)", 0.0
+    )
     rows = readings_rows()
     in_db = sum(times.seconds.values())
     print(
         f"{drained.processed} messages in {elapsed:.2f} s: {drained.processed / elapsed:.0f} "
         f"messages/s, {rows / elapsed:.0f} readings rows/s ({rows} rows); "
-        f"{1e6 * cpu_used / drained.processed:.0f} µs of this process's CPU per message"
+        f"{1e6 * cpu_used / drained.processed:.0f} µs of this process's CPU per message, "
+        f"{1e6 * backends / drained.processed:.0f} µs of its PostgreSQL backend's"
     )
     print(f"inside psycopg execute: {in_db:.2f} s ({100 * in_db / elapsed:.0f} % of the wall time)")
     for kind, seconds in sorted(times.seconds.items(), key=lambda kv: -kv[1])[:15]:

@@ -59,10 +59,70 @@ def store_many_readings(
     that holds the meters' locks.
 
     `stored_through` (meter id → unix hour, as ingest's high-water mark) says up to which hour
-    a meter's readings are known to be stored: the rows after it are most likely new and are
-    first written without the per-row check for an existing row, which PostgreSQL does in
-    about half the time. Should one exist after all, nothing of that attempt stays and every
-    row takes the checked path, so the result is the same whatever the hint says."""
+    a meter's readings are known to be stored: the rows after it are most likely new, and are
+    first copied in without any check for an existing row, which costs PostgreSQL about a
+    third of the checked insert. Should one exist after all (or come twice), nothing of that
+    attempt stays and every row takes the checked path, so the result is the same whatever
+    the hint says."""
+    if stored_through is not None:
+        fresh, rest = _split_at_marks(readings, stored_through)
+        if fresh and _copy_new(fresh, received_at=received_at, source=source):
+            result, new_meters = _store_checked(rest, received_at=received_at, source=source)
+            readings_stored(new_meters | {meter_id for meter_id, _, _ in fresh})
+            return StoreResult(result.inserted + len(fresh), result.duplicates, result.conflicts)
+    result, new_meters = _store_checked(readings, received_at=received_at, source=source)
+    readings_stored(new_meters)
+    return result
+
+
+def _split_at_marks(
+    readings: Sequence[tuple[int, int, int]], stored_through: Mapping[int, int | None]
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """The rows after their meter's mark, and the others (a meter without a mark has none
+    after it; one whose mark is None has all)."""
+    marks = {meter_id: -1 if hour is None else hour for meter_id, hour in stored_through.items()}
+    fresh: list[tuple[int, int, int]] = []
+    rest: list[tuple[int, int, int]] = []
+    for row in readings:
+        mark = marks.get(row[0])
+        (fresh if mark is not None and row[1] > mark else rest).append(row)
+    return fresh, rest
+
+
+def _copy_new(rows: Sequence[tuple[int, int, int]], *, received_at: datetime, source: int) -> bool:
+    """Copy rows believed new into the table (binary COPY, in a savepoint); False, and
+    nothing stored, if any of them was stored already or comes twice, or the database refused
+    one."""
+    moments: dict[int, datetime] = {}  # a batch holds a few dozen distinct hours
+    try:
+        with (
+            transaction.atomic(),
+            array_cursor() as cursor,
+            cursor.copy(_COPY_READINGS) as copy,
+        ):
+            copy.set_types(_COPY_TYPES)
+            for meter_id, hour, wh in rows:
+                moment = moments.get(hour)
+                if moment is None:
+                    moment = moments[hour] = hour_to_datetime(hour)
+                copy.write_row((meter_id, moment, wh, source, received_at))
+    except IntegrityError:
+        return False  # the checked path sorts out which rows exist (or raises the refusal)
+    return True
+
+
+_COPY_READINGS = (
+    f"COPY {Reading._meta.db_table} (meter_id, hour, wh, source, received_at)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_COPY_TYPES = ["int8", "timestamptz", "int8", "int2", "timestamptz"]
+
+
+def _store_checked(
+    readings: Sequence[tuple[int, int, int]], *, received_at: datetime, source: int
+) -> tuple[StoreResult, set[int]]:
+    """Store rows, each checked against what is stored; the result, and the meters with rows
+    newly stored."""
     incoming: dict[tuple[int, int], int] = {}
     repeats: list[tuple[int, int, int]] = []  # later rows for an hour already in `incoming`
     for meter_id, hour, wh in readings:
@@ -71,17 +131,8 @@ def store_many_readings(
         else:
             incoming[(meter_id, hour)] = wh
     if not incoming:
-        return StoreResult(0, 0, 0)
-    checked = incoming
-    if stored_through is not None:
-        fresh = {
-            key: wh
-            for key, wh in incoming.items()
-            if key[1] > _known_stored(stored_through.get(key[0]))
-        }
-        if fresh and _insert_unchecked(fresh, received_at=received_at, source=source):
-            checked = {key: wh for key, wh in incoming.items() if key not in fresh}
-    existing = _insert_new(checked, received_at=received_at, source=source) if checked else {}
+        return StoreResult(0, 0, 0), set()
+    existing = _insert_new(incoming, received_at=received_at, source=source)
     # (meter, hour, value already stored, value received) for every row not newly inserted
     compared = [(*key, existing[key], wh) for key, wh in incoming.items() if key in existing]
     compared += [(m, h, existing.get((m, h), incoming[(m, h)]), wh) for m, h, wh in repeats]
@@ -102,9 +153,8 @@ def store_many_readings(
         ignore_conflicts=True,
     )
     new_meters = {meter_id for meter_id, hour in incoming if (meter_id, hour) not in existing}
-    readings_stored(new_meters)
     inserted = len(incoming) - sum(1 for key in incoming if key in existing)
-    return StoreResult(inserted, duplicates, len(conflicts))
+    return StoreResult(inserted, duplicates, len(conflicts)), new_meters
 
 
 def readings_stored(meter_ids: Collection[int]) -> None:
@@ -112,36 +162,6 @@ def readings_stored(meter_ids: Collection[int]) -> None:
     cached figures for them are not used again. Every writer of readings calls this, in the
     transaction that stores them (store_many_readings does)."""
     usage_cache.settle_meters(meter_ids)
-
-
-def _known_stored(hour: int | None) -> int:
-    return -1 if hour is None else hour
-
-
-def _insert_unchecked(
-    rows: dict[tuple[int, int], int], *, received_at: datetime, source: int
-) -> bool:
-    """Insert rows believed new with a plain INSERT, in a savepoint; False (and nothing
-    inserted) if any of them was stored already, or the database refused one."""
-    table = Reading._meta.db_table
-    sql = f"""
-        INSERT INTO {table} (meter_id, hour, wh, source, received_at)
-        SELECT m, to_timestamp(h * {SECONDS_PER_HOUR}), w, %s, %s
-        FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(m, h, w)
-    """  # noqa: S608 - the table name comes from the model
-    params = [
-        source,
-        received_at,
-        bigint_array([meter_id for meter_id, _ in rows]),
-        bigint_array([hour for _, hour in rows]),
-        bigint_array(list(rows.values())),
-    ]
-    try:
-        with transaction.atomic(), array_cursor() as cursor:
-            cursor.execute(sql, params)
-    except IntegrityError:
-        return False  # the checked path sorts out which rows exist (or raises the refusal)
-    return True
 
 
 def _insert_new(
