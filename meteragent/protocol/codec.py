@@ -15,6 +15,11 @@ class Reader:
         self._data = data
         self.pos = 0
 
+    @property
+    def data(self) -> bytes:
+        """The whole buffer, for a loop that reads many small fields itself (then sets pos)."""
+        return self._data
+
     def _take(self, n: int) -> bytes:
         end = self.pos + n
         if end > len(self._data):
