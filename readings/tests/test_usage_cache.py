@@ -123,3 +123,17 @@ def test_a_failing_cache_only_costs_time(make_meter, settings):
     assert days(client, meter) == [None, 2.4, None, None, None]
     put(meter, T0 + timedelta(days=1), 200, 24, base=1000 + 2400)
     assert days(client, meter) == [None, 2.4, 4.8, None, None]
+
+
+@pytest.mark.django_db
+def test_new_readings_show_at_once_with_a_cache_that_is_not_redis(make_meter, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    meter = make_meter()
+    put(meter, T0, 100, 24)
+    client = signed_in(make_customer("owner@example.com", meter, start=T0 - timedelta(days=30)))
+    assert days(client, meter) == [None, 2.4, None, None, None]
+    assert reading_queries(client, meter) == 0  # cached
+    settings.READINGS_USAGE_CACHE_SETTLE_SECONDS = 60
+    put(meter, T0 + timedelta(days=1), 200, 24, base=1000 + 2400)
+    assert days(client, meter) == [None, 2.4, 4.8, None, None]
+    assert reading_queries(client, meter) > 0  # settling: computed, not kept
