@@ -19,6 +19,7 @@ ones) and the keys of their meters (locked in one order, so drains never deadloc
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,7 @@ from utility.pg import array_cursor
 
 from . import alerts, rules
 from .models import InboundMessage, InboundStatus
+from .outbox import queue
 
 logger = logging.getLogger("smsgateway")
 
@@ -274,17 +276,24 @@ def _store(
             ],
         )
         used_keys = sorted({a.key.pk for a in accepted})
+        acks_due = Counter(a.key.pk for a in accepted if a.wants_ack)
         highest, bitmaps = [], []
         for pk in used_keys:
             top, bitmap = windows[pk].to_tuple()
             highest.append(top)
             bitmaps.append(rules.bitmap_to_db(bitmap))
+        # One update of each key per batch: its replay window, and the downlink counters its
+        # acks are sealed with below.
         cursor.execute(
-            f"""UPDATE {key_table} k SET uplink_highest = v.highest, uplink_bitmap = v.bitmap
-                FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[]) AS v(id, highest, bitmap)
-                WHERE k.id = v.id""",  # noqa: S608
-            [used_keys, highest, bitmaps],
+            f"""UPDATE {key_table} k SET uplink_highest = v.highest, uplink_bitmap = v.bitmap,
+                       downlink_counter = k.downlink_counter + v.acks
+                FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[])
+                     AS v(id, highest, bitmap, acks)
+                WHERE k.id = v.id
+                RETURNING k.id, k.downlink_counter""",  # noqa: S608
+            [used_keys, highest, bitmaps, [acks_due[pk] for pk in used_keys]],
         )
+        ack_counters = queue.reserved_counters(cursor.fetchall(), acks_due)
 
         marks = rules.high_water_marks(
             {a.meter_id: meters[a.meter_id].acked_through_hour for a in accepted}
@@ -311,4 +320,5 @@ def _store(
             if a.wants_ack
         ],
         now=now,
+        counters=ack_counters,
     )

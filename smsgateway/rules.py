@@ -124,9 +124,12 @@ class AckDue:
     answers_counter: int
 
 
-def queue_acks(due: list[AckDue], *, now: datetime) -> None:
+def queue_acks(
+    due: list[AckDue], *, now: datetime, counters: Mapping[int, list[int]] | None = None
+) -> None:
     """Seal the acks and put them in the outbox (held where a meter's daily cap is reached);
-    sent once the transaction commits."""
+    sent once the transaction commits. `counters`: the downlink counters already reserved
+    for them, if the caller did (`queue.queue_many`)."""
     queue.queue_many(
         [
             queue.Downlink(
@@ -139,6 +142,7 @@ def queue_acks(due: list[AckDue], *, now: datetime) -> None:
             for item in due
         ],
         now=now,
+        counters=counters,
     )
 
 

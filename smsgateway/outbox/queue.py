@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -46,13 +46,24 @@ def queue_downlink(
     return OutboundMessage.objects.get(pk=outbound_id)
 
 
-def queue_many(downlinks: list[Downlink], *, now: datetime) -> list[int]:
+def queue_many(
+    downlinks: list[Downlink],
+    *,
+    now: datetime,
+    counters: Mapping[int, Sequence[int]] | None = None,
+) -> list[int]:
     """Seal each downlink with the next counter of its key and write them all to the outbox in
     one statement; those beyond their meter's daily cap are held (CAPPED), alerted and audited.
-    The send task is queued when the surrounding transaction commits. Returns the rows' ids."""
+    The send task is queued when the surrounding transaction commits. Returns the rows' ids.
+
+    `counters` (key pk → fresh downlink counters, `reserved_counters`) are those the caller
+    already took for these downlinks in its own update of the keys; without it they are
+    reserved here."""
     if not downlinks:
         return []
-    counters = reserve_downlink_counters(Counter(d.key.pk for d in downlinks))
+    if counters is None:
+        counters = reserve_downlink_counters(Counter(d.key.pk for d in downlinks))
+    counters = {pk: list(taken) for pk, taken in counters.items()}
     counted = sent_today({d.meter.pk for d in downlinks}, now=now)
     statuses, counters_used, payloads = [], [], []
     for downlink in downlinks:
@@ -136,4 +147,12 @@ def reserve_downlink_counters(needed: Counter[int]) -> dict[int, list[int]]:
                 RETURNING k.id, k.downlink_counter""",  # noqa: S608 - the model's table
             [key_pks, [needed[pk] for pk in key_pks]],
         )
-        return {pk: list(range(last - needed[pk] + 1, last + 1)) for pk, last in cursor.fetchall()}
+        return reserved_counters(cursor.fetchall(), needed)
+
+
+def reserved_counters(
+    rows: Iterable[tuple[int, int]], needed: Mapping[int, int]
+) -> dict[int, list[int]]:
+    """The counters taken by an update that added `needed[pk]` to each key's downlink counter
+    and returned (pk, the new value): the values it moved past, in order."""
+    return {pk: list(range(last - needed.get(pk, 0) + 1, last + 1)) for pk, last in rows}
