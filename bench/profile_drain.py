@@ -198,7 +198,10 @@ def main() -> int:
         for name, seconds in phases.seconds.items():
             print(f"  {1e6 * seconds / drained.processed:7.1f} µs  {name}")
     if profile:
-        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.cprofile)
+        stats = pstats.Stats(profile).sort_stats(args.sort)
+        stats.print_stats(args.cprofile)
+        if os.environ.get("CALLEES"):
+            stats.print_callees(os.environ["CALLEES"])
     return 0
 
 

@@ -134,10 +134,10 @@ def _process(messages: list[_Waiting], *, now: datetime) -> list[int]:
         )
         sims: dict[str, int] = {}
         keys: list[MeterKey] = []
-        meter_of_key = _KEY_FIELDS.index("meter_id")
+        alias, meter_of_key = connection.alias, _KEY_FIELDS.index("meter_id")
         for msisdn, *values in cursor:
             sims[msisdn] = values[meter_of_key]
-            keys.append(MeterKey.from_db(connection.alias, _KEY_FIELDS, values))
+            keys.append(MeterKey.from_db(alias, _KEY_FIELDS, values))
         meter_ids = sorted(set(sims.values()))
         # Read under those locks: another drain may have moved them meanwhile, and a key
         # agreement completed while we waited may have added a pending key the locking read
@@ -152,7 +152,7 @@ def _process(messages: list[_Waiting], *, now: datetime) -> list[int]:
         meters: dict[int, Meter] = {}
         slow_meters: set[int] = set()
         for *values, pending in cursor:
-            meter = Meter.from_db(connection.alias, _METER_FIELDS, values)
+            meter = Meter.from_db(alias, _METER_FIELDS, values)
             meters[meter.pk] = meter
             if pending:
                 slow_meters.add(meter.pk)
