@@ -4,8 +4,8 @@ The gateway posts every SMS to one route, thousands of times a second at peak. T
 answers that route on its event loop: the gateway is authenticated by the same adapter as the
 Django view, the message is stored raw by a group commit (one statement and one commit for
 the messages arriving together; each request is answered only once its own message is
-durable), and a drain is queued from a timer thread. Everything else (delivery reports,
-/healthz, any other path or method) is Django's.
+durable), and a drain is queued from the drain scheduler's thread. Everything else (delivery
+reports, /healthz, any other path or method) is Django's.
 """
 
 from __future__ import annotations

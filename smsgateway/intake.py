@@ -146,7 +146,7 @@ class DrainScheduler:
             wait = max(0.0, self._last + self.interval - now)
             if wait > 0 or not self.inline:
                 self._due = now + wait
-                if self._thread is None or not self._thread.is_alive():  # or forked
+                if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(
                         target=self._run, name="drain-scheduler", daemon=True
                     )
