@@ -334,7 +334,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--meters", type=int, default=2000)
     parser.add_argument("--frames", type=int, default=6, help="report frames per meter and run")
-    parser.add_argument("--web-workers", type=int, default=2, help="ingest service workers")
+    parser.add_argument(
+        "--web-workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="ingest service workers (default: as deploy/gunicorn_ingest.conf.py, half the cores)",
+    )
     parser.add_argument("--worker-concurrency", type=int, default=2, help="sms worker processes")
     parser.add_argument("--seconds", type=int, default=10, help="webhook load duration")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")

@@ -1,7 +1,8 @@
 -- wrk script for bench/bench_ingest.py: POST real report frames to the webhook the way
 -- Kannel's post-url does, each request with a new gateway message id.
 --   wrk ... -s bench/wrk_inbound.lua http://127.0.0.1:PORT -- SECRET FRAMES_FILE
--- FRAMES_FILE has one "msisdn hexframe" line per frame. At the end one line
+-- FRAMES_FILE has one "msisdn hexframe" line per frame. An optional third argument paces
+-- each connection: that many milliseconds between its requests. At the end one line
 -- "RESULT {json}" carries the counts and latency percentiles (microseconds).
 
 local threads = {}
@@ -24,17 +25,38 @@ function init(args)
   frames = {}
   for line in io.lines(args[2]) do
     local msisdn, hex = line:match("^(%S+) (%x+)$")
-    table.insert(frames, { urlencode(msisdn), unhex(hex) })
+    table.insert(frames, { urlencode(msisdn), unhex(hex), msisdn })
   end
   counter = 0
-  headers = { ["Content-Type"] = "application/octet-stream" }
+  if args[3] then
+    local pause = tonumber(args[3])
+    delay = function() return pause end
+  end
+  -- The headers smsbox sends with an 8-bit MO (e2e/README.md), beside the query's escapes.
+  now_ts = os.time()
+  local now = os.date("!%Y-%m-%d %H:%M:%S", now_ts)
+  now_escaped = now:gsub(" ", "+")
+  headers = {
+    ["Connection"] = "keep-alive",
+    ["User-Agent"] = "Kannel/1.4.5",
+    ["Content-Type"] = "application/octet-stream",
+    ["X-Kannel-To"] = "+447700900000",
+    ["X-Kannel-Time"] = now,
+    ["Date"] = now,
+    ["X-Kannel-SMSC"] = "bench",
+    ["X-Kannel-Coding"] = "1",
+    ["X-Kannel-Service"] = "default",
+  }
 end
 
 function request()
   counter = counter + 1
   local frame = frames[(counter * 7 + tid) % #frames + 1]
+  local id = "w" .. tid .. "-" .. counter
   local path = "/sms/kannel/inbound?secret=" .. secret .. "&from=" .. frame[1]
-    .. "&to=%2B447700900000&coding=1&smsc=bench&id=w" .. tid .. "-" .. counter
+    .. "&to=%2B447700900000&smsc=bench&id=" .. id .. "&time=" .. now_escaped
+    .. "&ts=" .. now_ts .. "&coding=1&udh="
+  headers["X-Kannel-From"] = frame[3]
   return wrk.format("POST", path, headers, frame[2])
 end
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from cryptography.hazmat.primitives import constant_time
 from django.conf import settings
@@ -71,13 +71,12 @@ class GatewayRequest:
         # decode the raw query string to bytes ourselves. Latin-1 maps every percent-decoded
         # byte to one character, so encoding back is lossless.
         if self._query is None:
-            pairs = parse_qsl(
-                self.meta.get("QUERY_STRING", ""),
-                keep_blank_values=True,
-                encoding="latin-1",
-                errors="strict",
-            )
-            self._query = {key: value.encode("latin-1") for key, value in pairs}
+            text = self.meta.get("QUERY_STRING", "")
+            try:
+                self._query = query_bytes(text.encode("latin-1"))
+            except UnicodeEncodeError:  # not a WSGI string: decoded by someone else's rule
+                pairs = parse_qsl(text, keep_blank_values=True, encoding="latin-1")
+                self._query = {key: value.encode("latin-1") for key, value in pairs}
         return self._query
 
     def header(self, name: str) -> str:
@@ -85,6 +84,19 @@ class GatewayRequest:
 
     def body(self) -> bytes:
         return self._read_body()
+
+
+def query_bytes(query: bytes) -> dict[str, bytes]:
+    """A raw query string's fields, as `parse_qsl(..., keep_blank_values=True,
+    encoding="latin-1")` reads its latin-1 text, values as bytes (the last of a repeated
+    name wins), at a fraction of the cost: this runs for every message."""
+    fields: dict[str, bytes] = {}
+    for field in query.split(b"&"):
+        if field:
+            name, _, value = field.partition(b"=")
+            name = unquote_to_bytes(name.replace(b"+", b" ")).decode("latin-1")
+            fields[name] = unquote_to_bytes(value.replace(b"+", b" "))
+    return fields
 
 
 class GatewayAdapter(Protocol):

@@ -4,12 +4,13 @@ The gateway posts every SMS to one route, thousands of times a second at peak. T
 answers that route on its event loop: the gateway is authenticated by the same adapter as the
 Django view, the message is stored raw by a group commit (one statement and one commit for
 the messages arriving together; each request is answered only once its own message is
-durable), and a drain is queued from a timer thread. Everything else (delivery reports,
-/healthz, any other path or method) is Django's.
+durable), and a drain is queued from the drain scheduler's thread. Everything else (delivery
+reports, /healthz, any other path or method) is Django's.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -69,6 +70,9 @@ class IngestApplication:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # What is loaded by now lives as long as the process: the collector need not
+                # walk it again and again while thousands of requests a second allocate.
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.group_commit.close()
@@ -110,11 +114,9 @@ def _meta(scope: Scope, body: bytes, complete: bool) -> dict[str, Any]:
         "REMOTE_ADDR": (scope.get("client") or ("", 0))[0],
     }
     for name, value in scope.get("headers", []):
-        if b"_" in name:
+        key = _META_KEYS.get(name) or _meta_key(name)
+        if key is None:
             continue  # as WSGI servers do: "X_Forwarded_For" must not pass for X-Forwarded-For
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if key not in ("CONTENT_LENGTH", "CONTENT_TYPE"):
-            key = "HTTP_" + key
         text = value.decode("latin-1")
         meta[key] = f"{meta[key]},{text}" if key in meta else text  # as a WSGI server joins
     if not complete:  # more than the adapter accepts, whatever the header says
@@ -122,3 +124,20 @@ def _meta(scope: Scope, body: bytes, complete: bool) -> dict[str, Any]:
     else:
         meta.setdefault("CONTENT_LENGTH", str(len(body)))
     return meta
+
+
+# The gateway sends the same dozen header names with every message: each one's META key is
+# worked out once. Bounded, as any client can send names of its own.
+_META_KEYS: dict[bytes, str] = {}
+_META_KEYS_MAX = 256
+
+
+def _meta_key(name: bytes) -> str | None:
+    if b"_" in name:
+        return None
+    key = name.decode("latin-1").upper().replace("-", "_")
+    if key not in ("CONTENT_LENGTH", "CONTENT_TYPE"):
+        key = "HTTP_" + key
+    if len(_META_KEYS) < _META_KEYS_MAX:
+        _META_KEYS[name] = key
+    return key

@@ -118,40 +118,70 @@ class DrainScheduler:
 
     A drain queued after a message was committed will see it. The first message after a quiet
     spell queues one at once; messages within `interval` of that share one more drain, queued
-    by a timer when the interval is up. So every stored message is followed by a drain queued
-    after it, without a broker round trip (or any other I/O) per message. `inline` publishes
-    the first one from the caller's thread (a Django view; with eager Celery, as in the tests
-    and the demo, the drain then runs before the answer); otherwise every publish happens on a
-    timer thread, never on an event loop. A broker failure loses nothing: the message is
-    stored, and the beat sweep drains it."""
+    by the scheduler's thread when the interval is up. So every stored message is followed by
+    a drain queued after it, without a broker round trip (or any other I/O) per message.
+    `inline` publishes the first one from the caller's thread (a Django view; with eager
+    Celery, as in the tests and the demo, the drain then runs before the answer); otherwise
+    every publish happens on the scheduler's thread, never on an event loop. That one thread
+    lives as long as the scheduler: Celery keeps its producer and result backend per thread,
+    and setting them up again for every drain cost more than the drain's publish itself. A
+    broker failure loses nothing: the message is stored, and the beat sweep drains it."""
+
+    IDLE_EXIT_SECONDS = 60.0
 
     def __init__(self, interval: float, *, inline: bool) -> None:
         self.interval, self.inline = interval, inline
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._last = float("-inf")
-        self._timer: threading.Timer | None = None
+        self._due: float | None = None  # when the scheduled drain is to be queued
+        self._queuing = False
+        self._thread: threading.Thread | None = None
 
     def message_stored(self) -> None:
         with self._lock:
-            if self._timer is not None:
-                return  # the timer's drain is queued after this message's commit
-            wait = max(0.0, self._last + self.interval - time.monotonic())
+            if self._due is not None:
+                return  # the scheduled drain is queued after this message's commit
+            now = time.monotonic()
+            wait = max(0.0, self._last + self.interval - now)
             if wait > 0 or not self.inline:
-                self._timer = threading.Timer(wait, self._timer_fired)
-                self._timer.daemon = True
-                self._timer.start()
+                self._due = now + wait
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="drain-scheduler", daemon=True
+                    )
+                    self._thread.start()
+                self._changed.notify_all()
                 return
-            self._last = time.monotonic()
+            self._last = now
         self._queue_drain()
 
-    def _timer_fired(self) -> None:
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no drain is scheduled or being queued; False if `timeout` came first."""
         with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        try:
-            self._queue_drain()
-        finally:
-            connections.close_all()  # this thread's, had an eager drain opened any
+            return self._changed.wait_for(lambda: self._due is None and not self._queuing, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                quiet_until = time.monotonic() + self.IDLE_EXIT_SECONDS
+                while self._due is None or self._due > time.monotonic():
+                    if self._due is not None:
+                        self._changed.wait(self._due - time.monotonic())
+                    elif time.monotonic() < quiet_until:
+                        self._changed.wait(quiet_until - time.monotonic())
+                    else:
+                        self._thread = None  # quiet for long: the next message starts another
+                        return
+                self._due, self._queuing = None, True
+                self._last = time.monotonic()
+            try:
+                self._queue_drain()
+            finally:
+                connections.close_all()  # this thread's, had an eager drain opened any
+                with self._lock:
+                    self._queuing = False
+                    self._changed.notify_all()
 
     def _queue_drain(self) -> None:
         try:

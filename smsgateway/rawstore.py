@@ -141,6 +141,7 @@ class AsyncGroupCommit:
         self._queue = None
         self._writer: asyncio.Task | None = None
         self._connection: psycopg.AsyncConnection | None = None
+        self._cursor: psycopg.AsyncCursor | None = None
 
     async def store(self, sms: InboundSms, *, now: datetime) -> int | None:
         if self._writer is None or self._writer.done():
@@ -209,8 +210,11 @@ class AsyncGroupCommit:
             self._connection = await psycopg.AsyncConnection.connect(
                 **self.connect_kwargs, autocommit=True
             )
+            # One cursor for the connection's life: it keeps the array dumpers it has looked
+            # up, which a new cursor per group would look up again.
+            self._cursor = self._connection.cursor()
         keys = unique_keys(received)
-        async with self._connection.cursor() as cursor:
-            await cursor.execute(INSERT_MANY, insert_many_params(received, keys))
-            stored = {(gateway, key): pk for gateway, key, pk in await cursor.fetchall()}
+        cursor = self._cursor
+        await cursor.execute(INSERT_MANY, insert_many_params(received, keys))
+        stored = {(gateway, key): pk for gateway, key, pk in await cursor.fetchall()}
         return ids_in_order(keys, stored)

@@ -13,6 +13,7 @@ from django.core.asgi import get_asgi_application
 from django.db import connection
 
 from audit.models import AuditEvent
+from smsgateway import intake
 from smsgateway.asgi import IngestApplication
 from smsgateway.intake import DrainScheduler
 from smsgateway.models import InboundMessage
@@ -24,11 +25,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(autouse=True)
 def _drains_finish():
-    """Drains run on timer threads after the answers: let them end before the flush."""
+    """Drains run on the schedulers' threads after the answers: let them end before the
+    flush."""
     yield
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.join(timeout=30)
+    for scheduler in list(intake._schedulers.values()):
+        assert scheduler.wait_idle(timeout=30)
 
 
 class Client:
@@ -359,3 +360,22 @@ def test_a_message_the_database_refuses_fails_alone(settings):
     assert isinstance(results[3], DatabaseError)
     assert all(isinstance(r, int) for i, r in enumerate(results) if i != 3)
     assert InboundMessage.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=False)
+def test_one_thread_queues_the_drains_and_a_new_one_starts_after_a_quiet_spell(monkeypatch):
+    monkeypatch.setattr(DrainScheduler, "IDLE_EXIT_SECONDS", 0.3)
+    scheduler = RecordingScheduler(0.05, inline=False)
+    publishers = []
+    scheduler._queue_drain = lambda: publishers.append(threading.current_thread())
+    for expected in (1, 2, 3):
+        scheduler.message_stored()
+        wait_until(lambda expected=expected: len(publishers) == expected)
+        time.sleep(0.06)  # past the interval: the next message gets a drain of its own
+    assert len(set(publishers)) == 1  # the same thread each time, not one per drain
+    first = publishers[0]
+    wait_until(lambda: not first.is_alive())  # quiet: it ends
+    scheduler.message_stored()  # and a message after that is still followed by a drain
+    wait_until(lambda: len(publishers) == 4)
+    assert publishers[3] is not first
+    assert scheduler.wait_idle(timeout=5)
