@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,10 +62,13 @@ def wrk(port: int, secret: str, frames_file: Path, args: argparse.Namespace) -> 
 def measured(
     component: str, port: int, secret: str, frames_file: Path, args: argparse.Namespace
 ) -> dict[str, object]:
-    """One wrk run; CPU per message of `component` and of this database's backends."""
+    """One wrk run; CPU per message of `component` and of this database's backends, and the
+    mean number of messages per transaction (the group commit's groups)."""
+    commits = committed_transactions()
     before = cpu.snapshot(DB_NAME)
     result = wrk(port, secret, frames_file, args)
     used = cpu.used_since(before, cpu.snapshot(DB_NAME))
+    commits = committed_transactions() - commits
     requests = result["requests"]
     service = used.get(component, 0.0)
     database = used.get("postgresql (this database)", 0.0)
@@ -76,8 +80,25 @@ def measured(
         "postgresql_us": round(1e6 * database / requests, 1),
         "total_us": round(1e6 * (service + database) / requests, 1),
         "p99_ms": round(result["p99_us"] / 1000, 1),
+        "messages_per_transaction": round(requests / commits, 1) if commits > 0 else None,
         "load_average": os.getloadavg()[0],
     }
+
+
+def committed_transactions() -> int:
+    """Transactions committed in the scratch database so far (PostgreSQL's statistics, which
+    lag by up to half a second: a run of seconds is counted within a few per cent)."""
+    import psycopg
+
+    from bench.scratch import ADMIN_DSN
+
+    time.sleep(0.6)  # the backends have reported what they did
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [DB_NAME]
+        ).fetchone()
+    return row[0]
 
 
 def frames_file(workdir: Path, meters: int, frames: int) -> Path:
