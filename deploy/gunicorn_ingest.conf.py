@@ -8,7 +8,7 @@ import multiprocessing
 import os
 
 bind = "127.0.0.1:8001"
-workers = int(os.environ.get("WEB_CONCURRENCY", max(1, multiprocessing.cpu_count() // 2)))
+workers = int(os.environ.get("WEB_CONCURRENCY") or max(1, multiprocessing.cpu_count() // 2))
 worker_class = "utility.ingest_worker.IngestWorker"
 timeout = 30
 graceful_timeout = 30

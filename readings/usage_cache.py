@@ -42,6 +42,9 @@ FORMAT = 1
 # Django's Redis cache stores an int as its digits (anything else pickled), so this mark can be
 # written by a plain SET and still reads back through the cache as 0; generations are strings.
 SETTLING = 0
+# The mark as a pickled string, its earlier form: read as settling too, so marks written just
+# before an upgrade keep their meaning until they expire (one settle period).
+_SETTLING_MARKS = (SETTLING, "settling")
 _ERRORS = (RedisError, OSError)
 
 
@@ -82,7 +85,7 @@ def cached(access: Access, question: tuple, compute: Callable[[], T]) -> T:
     except _ERRORS:
         logger.warning("usage cache unavailable; computing", exc_info=True)
         return compute()
-    if generation in (None, SETTLING):
+    if generation is None or generation in _SETTLING_MARKS:
         return compute()
     entry = found.get(entry_key)
     if entry is not None and entry[0] == generation:
@@ -112,7 +115,7 @@ def settle_meters(meter_ids: Iterable[int]) -> None:
             client.delete(*keys)
         else:  # one command for a batch's hundreds of meters, not two per meter
             client.eval(_SETTLE, len(keys), *keys, SETTLING, timeout)
-    except _ERRORS:
+    except Exception:  # whatever the cache does, the readings are stored
         # The entries' timeout bounds how long the portal may show the figures before these.
         logger.error("usage cache: could not end %d meters' figures", len(names), exc_info=True)
 
@@ -121,13 +124,16 @@ _SETTLE = "for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'EX', A
 
 
 def _redis_client() -> redis.Redis | None:
-    """A client of the Redis server behind the default cache, or None if it is not Redis."""
+    """A client of the Redis server behind the default cache, or None where the cache's own
+    methods must be used."""
     config = settings.CACHES["default"]
-    if config["BACKEND"] != "django.core.cache.backends.redis.RedisCache":
-        return None
-    return _client_for(str(config["LOCATION"]))
+    if config["BACKEND"] != "django.core.cache.backends.redis.RedisCache" or config.get("OPTIONS"):
+        return None  # not Redis, or options only Django's own client would apply
+    location = config["LOCATION"]
+    servers = location.split(",") if isinstance(location, str) else list(location)
+    return _client_for(servers[0].strip())  # as Django's client, the first server takes writes
 
 
 @functools.cache
-def _client_for(location: str) -> redis.Redis:
-    return redis.Redis.from_url(location.split(",")[0])  # the first server takes the writes
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)

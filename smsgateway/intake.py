@@ -123,8 +123,9 @@ class DrainScheduler:
     `inline` publishes the first one from the caller's thread (a Django view; with eager
     Celery, as in the tests and the demo, the drain then runs before the answer); otherwise
     every publish happens on the scheduler's thread, never on an event loop. That one thread
-    lives as long as the scheduler: Celery keeps its producer and result backend per thread,
-    and setting them up again for every drain cost more than the drain's publish itself. A
+    lives while messages keep coming (it ends after IDLE_EXIT_SECONDS without any): Celery
+    keeps its producer per thread, and setting it up again for every drain cost more than the
+    drain's publish itself. A
     broker failure loses nothing: the message is stored, and the beat sweep drains it."""
 
     IDLE_EXIT_SECONDS = 60.0
@@ -178,15 +179,19 @@ class DrainScheduler:
             try:
                 self._queue_drain()
             finally:
-                connections.close_all()  # this thread's, had an eager drain opened any
-                with self._lock:
-                    self._queuing = False
-                    self._changed.notify_all()
+                try:
+                    connections.close_all()  # this thread's, had an eager drain opened any
+                finally:
+                    with self._lock:
+                        self._queuing = False
+                        self._changed.notify_all()
 
     def _queue_drain(self) -> None:
         try:
             # By name: the webhook's side never imports the workers' code (which opens keys).
-            current_app.signature(PROCESS_INBOUND).apply_async(retry=False)
+            # No result is wanted: with one, the result backend would subscribe to each
+            # drain's result on this long-lived thread and never read the replies.
+            current_app.signature(PROCESS_INBOUND).apply_async(retry=False, ignore_result=True)
         except Exception:  # any broker failure: the sweep is the fallback
             logger.warning("could not queue inbound processing; the sweep will", exc_info=True)
 

@@ -137,3 +137,26 @@ def test_new_readings_show_at_once_with_a_cache_that_is_not_redis(make_meter, se
     put(meter, T0 + timedelta(days=1), 200, 24, base=1000 + 2400)
     assert days(client, meter) == [None, 2.4, 4.8, None, None]
     assert reading_queries(client, meter) > 0  # settling: computed, not kept
+
+
+@pytest.mark.django_db
+def test_a_cache_given_as_a_list_of_servers_is_settled_too(make_meter, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": [settings.CACHES["default"]["LOCATION"]],
+        }
+    }
+    test_new_readings_show_at_once(make_meter, settings)
+
+
+@pytest.mark.django_db
+def test_the_settling_mark_in_its_earlier_form_still_means_settling(make_meter):
+    from django.core.cache import cache
+
+    meter = make_meter()
+    put(meter, T0, 100, 24)
+    client = signed_in(make_customer("owner@example.com", meter, start=T0 - timedelta(days=30)))
+    cache.set(f"readings:gen:{meter.pk}", "settling", timeout=60)
+    assert days(client, meter) == [None, 2.4, None, None, None]
+    assert reading_queries(client, meter) > 0  # computed, not kept
