@@ -81,7 +81,7 @@ class PhaseTimes:
         ("smsgateway.batch", "_open"),
         ("smsgateway.batch", "store_many_readings"),
         ("readings.usage_cache", "settle_meters"),
-        ("smsgateway.rules", "high_water_marks"),
+        ("smsgateway.rules", "accepted_ranges"),
         ("smsgateway.alerts", "meters_heard"),
         ("smsgateway.rules", "queue_acks"),
     )

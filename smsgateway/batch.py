@@ -245,12 +245,15 @@ def _store(
     *,
     now: datetime,
 ) -> None:
-    # Hours after a meter's mark are nearly always new (a retransmission repeats hours the
-    # meter was not yet told are stored, i.e. up to and below the mark).
+    stored_marks = {a.meter_id: meters[a.meter_id].acked_through_hour for a in accepted}
+    # The reports accepted before this batch, past each meter's mark (a gap holds the mark
+    # back; the meter then sends again hours already stored after it): no hour after the last
+    # of them can have come by SMS, so those are copied in without a check.
+    earlier = rules.accepted_ranges(stored_marks)
     store_many_readings(
         readings,
         received_at=now,
-        stored_through={a.meter_id: meters[a.meter_id].acked_through_hour for a in accepted},
+        stored_through=rules.last_hours_covered(stored_marks, earlier),
     )
     inbound = InboundMessage._meta.db_table
     key_table = MeterKey._meta.db_table
@@ -295,9 +298,10 @@ def _store(
         )
         ack_counters = queue.reserved_counters(cursor.fetchall(), acks_due)
 
-        marks = rules.high_water_marks(
-            {a.meter_id: meters[a.meter_id].acked_through_hour for a in accepted}
-        )
+        ranges = {pk: list(earlier[pk]) for pk in stored_marks}
+        for a in accepted:
+            ranges[a.meter_id].append((a.first_hour, a.last_hour))
+        marks = rules.extend_marks(stored_marks, ranges)
         meter_ids = sorted(marks)
         cursor.execute(
             f"""UPDATE {meter_table} m SET acked_through_hour = v.mark, last_message_at = %s

@@ -83,6 +83,12 @@ def high_water_marks(marks: Mapping[int, int | None]) -> dict[int, int | None]:
     meter id → `acked_through_hour`) over the hour ranges of its accepted reports, in one
     query. Call under the meters' key locks, in the transaction that marked the reports
     accepted; the caller saves the result."""
+    return extend_marks(marks, accepted_ranges(marks))
+
+
+def accepted_ranges(marks: Mapping[int, int | None]) -> dict[int, list[tuple[int, int]]]:
+    """The (first hour, last hour) ranges of each meter's accepted reports that end after its
+    mark, sorted by first hour, in one query."""
     ids = sorted(marks)
     with array_cursor() as cursor:
         cursor.execute(
@@ -98,7 +104,36 @@ def high_water_marks(marks: Mapping[int, int | None]) -> dict[int, int | None]:
         ranges: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for meter_id, first, last in cursor.fetchall():
             ranges[meter_id].append((first, last))
-    return {pk: extend_mark(marks[pk], ranges[pk]) for pk in ids}
+    return ranges
+
+
+def last_hours_covered(
+    marks: Mapping[int, int | None], ranges: Mapping[int, Iterable[tuple[int, int]]]
+) -> dict[int, int | None]:
+    """Each meter's last hour its mark or its accepted reports (`accepted_ranges`) cover: no
+    reading after it has come by SMS."""
+    covered = {}
+    for pk, mark in marks.items():
+        lasts = [last for _, last in ranges.get(pk, ())]  # each after the mark
+        covered[pk] = max(lasts) if lasts else mark
+    return covered
+
+
+def extend_marks(
+    marks: Mapping[int, int | None], ranges: Mapping[int, Iterable[tuple[int | None, int | None]]]
+) -> dict[int, int | None]:
+    """Each meter's mark extended over its ranges (`accepted_ranges`, and any more reports
+    accepted since, in any order): those ending at or before the mark, or covering no hour,
+    change nothing."""
+    extended = {}
+    for pk, mark in marks.items():
+        after = sorted(
+            (first, last)
+            for first, last in ranges.get(pk, ())
+            if last is not None and last > (-1 if mark is None else mark)
+        )
+        extended[pk] = extend_mark(mark, after)
+    return extended
 
 
 def extend_mark(hwm: int | None, ranges: Iterable[tuple[int, int]]) -> int | None:

@@ -220,3 +220,31 @@ def test_the_sweep_hands_a_backlog_on_to_the_drains(test_meter, settings):
     ids = [stored(meter.msisdn, meter.report(hours_back(5)[i : i + 1])) for i in range(5)]
     sweep_inbound()  # takes two, then queues a drain (run inline by the tests' eager Celery)
     assert [outcome_of(pk) for pk in ids] == ["accepted"] * 5
+
+
+@pytest.mark.django_db
+def test_a_resend_after_a_lost_frame_is_stored_without_undoing_the_batchs_copy(test_meter):
+    """A frame lost in the middle holds the meter's mark back; its next send repeats hours
+    stored after the gap. Only hours no accepted report covered are copied in unchecked, so
+    the batch's copy never has to be undone (a savepoint rolled back) for such a meter."""
+    from django.test.utils import CaptureQueriesContext
+
+    a, b = test_meter(), test_meter()
+    day = hours_back(18)
+    stored(a.msisdn, a.report(day[:6]))
+    stored(a.msisdn, a.report(day[12:]))  # the frame with day[6:12] never arrived
+    assert process_batch(limit=100, now=timezone.now()).handed_back == []
+    a.meter.refresh_from_db()
+    assert a.meter.acked_through_hour == day[5][0]
+
+    resend = stored(a.msisdn, a.report(day[6:]))
+    other = stored(b.msisdn, b.report(hours_back(6)))
+    with CaptureQueriesContext(connection) as queries:
+        assert process_batch(limit=100, now=timezone.now()).handed_back == []
+    assert not [q for q in queries.captured_queries if "ROLLBACK TO SAVEPOINT" in q["sql"]]
+    assert (outcome_of(resend), outcome_of(other)) == ("accepted", "accepted")
+    assert Reading.objects.filter(meter=a.meter).count() == 18
+    assert Reading.objects.filter(meter=b.meter).count() == 6
+    assert not ReadingConflict.objects.filter(meter=a.meter).exists()
+    a.meter.refresh_from_db()
+    assert a.meter.acked_through_hour == day[-1][0]
