@@ -4,14 +4,30 @@ from django.utils import timezone
 from audit.caps import CapExceeded
 from utility.readonly_admin import ReadOnlyModelAdmin
 
-from .models import DeliveryReport, InboundMessage, OutboundMessage
+from .models import DeliveryReport, InboundMessage, InboundStatus, OutboundMessage, RejectReason
 from .outbox import sending
+
+
+class RejectReasonFilter(admin.SimpleListFilter):
+    """Rejected messages by reason. Only a rejection has one, and the index on reasons holds
+    rejected messages alone: filtering on the reason by itself would read the whole table."""
+
+    title = "reason"
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        return RejectReason.choices
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(status=InboundStatus.REJECTED, reason=self.value())
+        return queryset
 
 
 @admin.register(InboundMessage)
 class InboundMessageAdmin(ReadOnlyModelAdmin):
     list_display = ["pk", "received_at", "sender", "status", "reason", "meter", "key_id", "counter"]
-    list_filter = ["status", "reason", "gateway"]
+    list_filter = ["status", RejectReasonFilter, "gateway"]
     search_fields = ["sender", "meter__number", "dedupe_key"]
     date_hierarchy = "received_at"
     exclude = ["payload", "udh"]

@@ -248,3 +248,21 @@ def test_a_resend_after_a_lost_frame_is_stored_without_undoing_the_batchs_copy(t
     assert not ReadingConflict.objects.filter(meter=a.meter).exists()
     a.meter.refresh_from_db()
     assert a.meter.acked_through_hour == day[-1][0]
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_rejected_messages_by_reason(make_staff, verified_client, test_meter):
+    from accounts.roles import PROVISIONING
+
+    a = test_meter()
+    frame = a.report(hours_back(2))
+    accepted, replayed = stored(a.msisdn, frame), stored(a.msisdn, frame)
+    stranger = stored("+447700999999", a.report(hours_back(1)))
+    drain(limit=10)
+    user, device = make_staff("provisioning@utility.example", roles=[PROVISIONING])
+    client = verified_client(user, device)
+    page = client.get("/admin/smsgateway/inboundmessage/", {"reason": "replay"})
+    assert page.status_code == 200
+    listed = {row.pk for row in page.context["cl"].result_list}
+    assert listed == {replayed}
+    assert {accepted, stranger}.isdisjoint(listed)
