@@ -3,9 +3,7 @@ environment. Read them through `setting(name)`, so a project setting wins over t
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
+from utility.conf import defaults_reader
 
 # Staff login lockout (S10): failures per account, failures per client address, window (s).
 STAFF_LOGIN_LOCKOUT = (5, 20, 900)
@@ -35,6 +33,4 @@ API_TOKEN_MAX_DAYS = 365
 API_TOKEN_REJECTIONS_AUDITED_PER_MINUTE = 30
 
 
-def setting(name: str) -> Any:
-    """The project's setting `name`, or this app's default for it."""
-    return getattr(settings, name, globals()[name])
+setting = defaults_reader(globals())

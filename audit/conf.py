@@ -3,9 +3,7 @@ environment. Read them through `setting(name)`, so a project setting wins over t
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
+from utility.conf import defaults_reader
 
 # Anomaly caps (S12), fleet-wide: action -> (maximum, window in seconds).
 ANOMALY_CAPS = {
@@ -24,6 +22,4 @@ ANOMALY_CAPS = {
 }
 
 
-def setting(name: str) -> Any:
-    """The project's setting `name`, or this app's default for it."""
-    return getattr(settings, name, globals()[name])
+setting = defaults_reader(globals())

@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
-from django.conf import settings
 from django.dispatch import receiver
 from django.test.signals import setting_changed
+
+from utility.conf import defaults_reader
 
 BILLING_CURRENCY = "GBP"
 BILLING_MINOR_UNITS = 2  # pence: amounts to 0.01
@@ -26,12 +26,9 @@ BILLING_BATCH_SIZE = 500
 BILLING_READ_DATABASE = "default"
 
 
-@cache
-def setting(name: str) -> Any:
-    """The project's value of a billing setting, else its default here. Cached: rating asks for
-    the currency's minor units once per line, and a setting the project leaves unset costs
-    Django an exception per look-up."""
-    return getattr(settings, name, globals()[name])
+# Cached: rating asks for the currency's minor units once per line, and a setting the project
+# leaves unset costs Django an exception per look-up.
+setting = cache(defaults_reader(globals()))
 
 
 @receiver(setting_changed)

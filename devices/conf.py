@@ -3,9 +3,7 @@ environment. Read them through `setting(name)`, so a project setting wins over t
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
+from utility.conf import defaults_reader
 
 # The class that wraps and unwraps meter root keys (S1); an HSM or KMS names its own.
 DEVICE_KEYSTORE = "devices.keystore.HpkeKeyStore"
@@ -13,6 +11,4 @@ DEVICE_KEYSTORE = "devices.keystore.HpkeKeyStore"
 METER_RELEASE_PUBLIC_KEY = ""
 
 
-def setting(name: str) -> Any:
-    """The project's setting `name`, or this app's default for it."""
-    return getattr(settings, name, globals()[name])
+setting = defaults_reader(globals())

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.conf import settings
 
+from utility.conf import defaults_reader
+
 DETECTORS: dict[str, dict[str, Any]] = {
     "consumption_drop": {
         "enabled": True,
@@ -111,9 +113,8 @@ DISPATCHES_PER_ENGINEER_PER_DAY = 8
 UPLOAD_MAX_BYTES = 2 * 1024 * 1024
 
 
-def setting(name: str) -> Any:
-    """`settings.FRAUD_<NAME>`, or this module's default `NAME`."""
-    return getattr(settings, f"FRAUD_{name}", globals()[name])
+# `settings.FRAUD_<NAME>`, or this module's default `NAME`.
+setting = defaults_reader(globals(), prefix="FRAUD_")
 
 
 def detector(name: str) -> dict[str, Any]:

@@ -3,9 +3,7 @@ environment. Read them through `setting(name)`, so a project setting wins over t
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
+from utility.conf import defaults_reader
 
 # Retention of hourly readings (privacy; readings/retention.py, docs/customers.md). Hourly
 # readings older than READINGS_HOURLY_RETENTION_DAYS (rounded back to a month start) become
@@ -23,6 +21,4 @@ READINGS_USAGE_CACHE_SECONDS = 3600
 READINGS_USAGE_CACHE_SETTLE_SECONDS = 120
 
 
-def setting(name: str) -> Any:
-    """The project's setting `name`, or this app's default for it."""
-    return getattr(settings, name, globals()[name])
+setting = defaults_reader(globals())
