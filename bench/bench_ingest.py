@@ -31,7 +31,6 @@ and (5). Loopback only; every process is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
@@ -50,31 +49,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import cpu  # noqa: E402
-from bench.scratch import django_environment, recreate_database  # noqa: E402
+from bench.scratch import ingest_environment, recreate_database  # noqa: E402
 
 DB_NAME = "bench_ingest"
 UTILITY_MSISDN = "+447700900000"
 WRK_SCRIPT = ROOT / "bench" / "wrk_inbound.lua"
-
-
-def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    kek = X25519PrivateKey.generate()
-    return django_environment(
-        DB_NAME,
-        REDIS_URL="redis://127.0.0.1:6379/13",
-        DEVICE_KEK_PUBLIC_KEY=base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
-        DEVICE_KEK_PRIVATE_KEYS=base64.b64encode(kek.private_bytes_raw()).decode(),
-        SMS_INGEST_ENABLED="true",
-        CELERY_TASK_ALWAYS_EAGER="false",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        CAP_BUNDLES_PER_HOUR=str(10 * args.meters + 10),
-        SMS_OUTBOUND_DAILY_CAP="1000",
-        # Acks are sealed and queued as in production, then written to a file, not to Kannel.
-        SMS_BACKEND="smsgateway.backends.FileBackend",
-        SMS_FILE_BACKEND_PATH=str(workdir / "outbox.jsonl"),
-    )
 
 
 def provision(meters: int) -> list[tuple[str, object]]:
@@ -361,7 +340,7 @@ def main() -> int:
         return 2
     use_kannel = not args.skip_kannel and kannel_installed()
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    env = environment(args, workdir)
+    env = ingest_environment(DB_NAME, meters=args.meters, outbox=str(workdir / "outbox.jsonl"))
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "utility.settings"
     recreate_database(DB_NAME)

@@ -22,7 +22,6 @@ and dropped) and wrk. Loopback only; every process is stopped at the end.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import cpu  # noqa: E402
-from bench.scratch import django_environment, drop_database, recreate_database  # noqa: E402
+from bench.scratch import drop_database, ingest_environment, recreate_database  # noqa: E402
 
 DB_NAME = "bench_ingest_cpu"
 WRK_SCRIPT = ROOT / "bench" / "wrk_inbound.lua"
@@ -148,24 +147,17 @@ def main() -> int:
     parser.add_argument("--profile", metavar="DIR", help="cProfile each ingest worker into DIR")
     args = parser.parse_args()
 
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
     from bench.bench_kannel import start_endpoint
     from bench.bench_kannel import stop as stop_endpoint
     from e2e.harness.kannel import free_port
     from e2e.harness.portal import INGEST, INGEST_WORKER, PortalProcess
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-cpu-"))
-    kek = X25519PrivateKey.generate()  # for provisioning; the service itself holds none
-    env = django_environment(
+    env = ingest_environment(
         DB_NAME,
-        DEVICE_KEK_PUBLIC_KEY=base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
-        DEVICE_KEK_PRIVATE_KEYS=base64.b64encode(kek.private_bytes_raw()).decode(),
-        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-        SMS_INGEST_ENABLED="true",
-        CELERY_TASK_ALWAYS_EAGER="false",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        CAP_BUNDLES_PER_HOUR=str(10 * args.meters + 10),
+        meters=args.meters,
+        outbox=str(workdir / "outbox.jsonl"),
+        redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
     )
     os.environ.update(env)
     recreate_database(DB_NAME)

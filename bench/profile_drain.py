@@ -18,7 +18,6 @@ worker of bench/bench_ingest.py: `py-spy record -o drain.svg --pid <worker pid>`
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
 import pstats
 import re
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import django_environment, recreate_database  # noqa: E402
+from bench.scratch import ingest_environment, recreate_database  # noqa: E402
 
 DB_NAME = "bench_drain"
 
@@ -115,28 +114,13 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=4, help="report frames per meter")
     parser.add_argument("--cprofile", type=int, default=0, help="show the N top functions")
     parser.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumulative)")
+    parser.add_argument("--callees", metavar="REGEX", help="with --cprofile: what these call")
     parser.add_argument("--phases", action="store_true", help="CPU per message by phase")
     args = parser.parse_args()
 
     import os
 
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    kek = X25519PrivateKey.generate()
-    os.environ.update(
-        django_environment(
-            DB_NAME,
-            REDIS_URL="redis://127.0.0.1:6379/13",
-            DEVICE_KEK_PUBLIC_KEY=base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
-            DEVICE_KEK_PRIVATE_KEYS=base64.b64encode(kek.private_bytes_raw()).decode(),
-            SMS_INGEST_ENABLED="true",
-            CELERY_TASK_ALWAYS_EAGER="false",
-            CAP_BUNDLES_PER_HOUR=str(10 * args.meters + 10),
-            SMS_OUTBOUND_DAILY_CAP="1000",
-            SMS_BACKEND="smsgateway.backends.FileBackend",
-            SMS_FILE_BACKEND_PATH="/dev/null",
-        )
-    )
+    os.environ.update(ingest_environment(DB_NAME, meters=args.meters, outbox="/dev/null"))
     recreate_database(DB_NAME)
     import django
 
@@ -200,8 +184,8 @@ def main() -> int:
     if profile:
         stats = pstats.Stats(profile).sort_stats(args.sort)
         stats.print_stats(args.cprofile)
-        if os.environ.get("CALLEES"):
-            stats.print_callees(os.environ["CALLEES"])
+        if args.callees:
+            stats.print_callees(args.callees)
     return 0
 
 

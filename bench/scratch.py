@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Iterator
@@ -52,6 +53,31 @@ def django_environment(db_name: str, **extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "utility.settings",
         **extra,
     }
+
+
+def ingest_environment(
+    db_name: str, *, meters: int, outbox: str, redis_url: str = "redis://127.0.0.1:6379/13"
+) -> dict[str, str]:
+    """`django_environment` for the ingest benchmarks: a fresh throwaway KEK (its private half
+    is for the sms workers; drop DEVICE_KEK_PRIVATE_KEYS for the ingest service), caps wide
+    enough for `meters` meters, and acks sealed and queued as in production, then written to
+    the file `outbox` instead of a gateway."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    kek = X25519PrivateKey.generate()
+    return django_environment(
+        db_name,
+        REDIS_URL=redis_url,
+        DEVICE_KEK_PUBLIC_KEY=base64.b64encode(kek.public_key().public_bytes_raw()).decode(),
+        DEVICE_KEK_PRIVATE_KEYS=base64.b64encode(kek.private_bytes_raw()).decode(),
+        SMS_INGEST_ENABLED="true",
+        CELERY_TASK_ALWAYS_EAGER="false",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        CAP_BUNDLES_PER_HOUR=str(10 * meters + 10),
+        SMS_OUTBOUND_DAILY_CAP="1000",
+        SMS_BACKEND="smsgateway.backends.FileBackend",
+        SMS_FILE_BACKEND_PATH=outbox,
+    )
 
 
 @contextmanager
