@@ -18,6 +18,7 @@ PostgreSQL and Redis on localhost, each Kannel figure beside the anchor measured
     .venv/bin/python bench/bench_ingest.py                          # defaults below
     .venv/bin/python bench/bench_ingest.py --meters 500 --frames 2 --skip-kannel
     .venv/bin/python bench/bench_ingest.py --py-spy var/spy         # profiles of each step
+    .venv/bin/python bench/bench_ingest.py --kannel-pairs 5         # (5) and (2) only, in turn
 
 Every step also reports the CPU seconds each component used (`cpu_seconds`: Kannel, the
 ingest service, the workers, this database's PostgreSQL backends; bench/cpu.py), so where
@@ -172,6 +173,19 @@ def stored_since(first_id: int) -> int:
     return InboundMessage.objects.filter(pk__gt=first_id).count()
 
 
+def all_stored(first_id: int, count: int) -> bool:
+    """Whether `count` messages are stored after `first_id`. The highest id (one index
+    look-up) says when that may be so; the rows are then counted."""
+    from django.db import connection
+
+    from smsgateway.models import InboundMessage
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT max(id) FROM {InboundMessage._meta.db_table}")
+        last = cursor.fetchone()[0] or 0
+    return last - first_id >= count and stored_since(first_id) >= count
+
+
 def accepted_since(first_id: int) -> int:
     from smsgateway.models import InboundMessage, InboundStatus
 
@@ -185,8 +199,11 @@ def still_waiting() -> bool:
 
 
 # The driver polls the database for progress: often enough to time a step of seconds within
-# a few per cent, rarely enough that its queries do not compete with what it measures.
+# a few per cent, rarely enough that its queries do not compete with what it measures. Until
+# every message is stored it polls every 20 ms (the anchor's count, a file's size, every 5 ms),
+# with a query that costs one index look-up.
 POLL_SECONDS = 0.1
+STORED_POLL_SECONDS = 0.02
 
 
 def processing_run(count: int, *, args, timeout: float = 600) -> dict[str, object]:
@@ -246,10 +263,14 @@ def through_kannel(
             smsc.send_many(lines[i : i + 500])
         done, delivered_after = 0, None
         while time.monotonic() - start < timeout:
-            if delivered_after is None and stored_since(first_id) >= len(work):
-                delivered_after = time.monotonic() - start
-                if not until_accepted:
-                    break
+            if delivered_after is None:
+                if all_stored(first_id, len(work)):
+                    delivered_after = time.monotonic() - start
+                    if not until_accepted:
+                        break
+                else:
+                    time.sleep(STORED_POLL_SECONDS)
+                    continue
             done = accepted_since(first_id)
             if done >= len(work):
                 break
@@ -284,6 +305,27 @@ def through_kannel(
     }
 
 
+def kannel_pairs(work, pairs: int, *, port: int, secret: str, redis_url: str) -> dict:
+    """Kannel into the anchor, then into the webhook, `pairs` times in turn, each time with
+    `work`; each webhook rate divided by the anchor's just before it, and the median of those
+    ratios. The inbound table and the broker are emptied before each pair."""
+    import redis
+    from django.db import connection
+
+    runs = []
+    for i in range(pairs):
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE smsgateway_inboundmessage CASCADE")
+        redis.Redis.from_url(redis_url).flushdb()
+        print(f"pair {i + 1}/{pairs}: anchor, then Kannel into the webhook…", file=sys.stderr)
+        alone = anchor(len(work))
+        into = through_kannel(work, port=port, secret=secret, timeout=600, until_accepted=False)
+        ratio = round(into["delivered_per_second"] / alone["messages_per_second"], 2)
+        runs.append({"anchor": alone, "kannel_into_webhook": into, "ratio": ratio})
+    ratios = [run["ratio"] for run in runs]
+    return {"runs": runs, "ratios": ratios, "median_ratio": statistics.median(ratios)}
+
+
 @contextlib.contextmanager
 def profiled(args, step: str, pids: dict[str, int]):
     """py-spy recording each process tree in `pids` (with its children) while the step runs."""
@@ -292,12 +334,17 @@ def profiled(args, step: str, pids: dict[str, int]):
         return
     out = Path(args.py_spy)
     out.mkdir(parents=True, exist_ok=True)
-    py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
+    py_spy = (
+        os.environ.get("PY_SPY")
+        or shutil.which("py-spy")
+        or shutil.which("py-spy", path=str(Path(sys.executable).parent))  # the venv's
+        or "py-spy"
+    )
     spies = []
     for name, pid in pids.items():
         cmd = [
-            py_spy, "record", "--subprocesses", "--nonblocking", "--rate", "50", "-f", "raw",
-            "-o", str(out / f"{step}-{name}.folded"), "--pid", str(pid),
+            py_spy, "record", "--subprocesses", "--nonblocking", "--rate", str(args.py_spy_rate),
+            "-f", "raw", "-o", str(out / f"{step}-{name}.folded"), "--pid", str(pid),
         ]  # fmt: skip
         spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
@@ -327,8 +374,17 @@ def main() -> int:
     parser.add_argument(
         "--py-spy",
         metavar="DIR",
-        help="profile the ingest service and the sms workers with py-spy during processing and"
+        help="profile the ingest service and the sms workers with py-spy during Kannel into the"
+        " webhook, processing and"
         " all at once (collapsed stacks in DIR; py-spy on the PATH or in $PY_SPY)",
+    )
+    parser.add_argument("--py-spy-rate", type=int, default=50, help="py-spy samples per second")
+    parser.add_argument(
+        "--kannel-pairs",
+        type=int,
+        metavar="N",
+        help="only Kannel into the anchor and into the webhook, N times in turn (no wrk, workers"
+        " or all at once): the ratio of each pair and their median",
     )
     args = parser.parse_args()
 
@@ -339,6 +395,9 @@ def main() -> int:
         print("wrk is needed for the webhook load: apt-get install wrk", file=sys.stderr)
         return 2
     use_kannel = not args.skip_kannel and kannel_installed()
+    if args.kannel_pairs and not use_kannel:
+        print("--kannel-pairs needs Kannel: apt-get install kannel kannel-extras", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     env = ingest_environment(DB_NAME, meters=args.meters, outbox=str(workdir / "outbox.jsonl"))
     os.environ.update(env)
@@ -377,6 +436,18 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cpus, PostgreSQL and Redis on localhost",
         "ingest_service": f"gunicorn, {args.web_workers} uvicorn workers (utility.ingest_asgi)",
     }
+    if args.kannel_pairs:
+        try:
+            result["kannel_pairs"] = kannel_pairs(
+                backlog_work, args.kannel_pairs, port=port, secret=secret,
+                redis_url=env["REDIS_URL"],
+            )  # fmt: skip
+        finally:
+            ingest.stop()
+            connection.close()
+        result["logs"] = str(workdir)
+        print(json.dumps(result, indent=2))
+        return 0
     workers = None
     try:
         print(f"webhook: wrk for {args.seconds} s…", file=sys.stderr)
@@ -390,9 +461,10 @@ def main() -> int:
             print(f"anchor: {len(backlog_work)} frames…", file=sys.stderr)
             result["anchor_before_kannel_into_webhook"] = anchor(len(backlog_work))
             print(f"Kannel into the webhook: {len(backlog_work)} frames…", file=sys.stderr)
-            result["kannel_into_webhook"] = through_kannel(
-                backlog_work, port=port, secret=secret, timeout=600, until_accepted=False
-            )
+            with profiled(args, "kannel-into-webhook", {"ingest": ingest.proc.pid}):
+                result["kannel_into_webhook"] = through_kannel(
+                    backlog_work, port=port, secret=secret, timeout=600, until_accepted=False
+                )
         else:  # the same backlog, stored directly
             from django.utils import timezone
 

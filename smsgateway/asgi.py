@@ -19,13 +19,14 @@ from django.conf import settings
 from django.db import connection
 
 from .adapters import ADAPTERS, MAX_BODY_BYTES, GatewayRequest
-from .intake import accept_async
+from .intake import ANSWER_CONTENT_TYPE, accept_async
 from .rawstore import AsyncGroupCommit
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 INBOUND_ROUTE = re.compile(r"/sms/(?P<gateway>[-a-zA-Z0-9_]+)/inbound")
+_CONTENT_TYPE = ANSWER_CONTENT_TYPE.encode()
 
 
 class IngestApplication:
@@ -58,7 +59,7 @@ class IngestApplication:
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-type", _CONTENT_TYPE),
                     (b"content-length", str(len(payload)).encode()),
                     (b"x-content-type-options", b"nosniff"),
                 ],

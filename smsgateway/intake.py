@@ -32,6 +32,9 @@ logger = logging.getLogger("smsgateway")
 PROCESS_INBOUND = "smsgateway.process_inbound"
 
 Answer = tuple[int, str]  # HTTP status, plain-text body
+# Every answer's body is ASCII. No charset parameter: smsbox converts a reply from a declared
+# charset with iconv (opened and closed per message), though it never sends our reply on.
+ANSWER_CONTENT_TYPE = "text/plain"
 
 
 def accept(gateway: str, request: GatewayRequest) -> Answer:

@@ -124,9 +124,14 @@ class AsyncGroupCommit:
     message is written at once. Every request still answers its gateway only after its own
     message is durable (autocommit, synchronous_commit as the server has it).
 
+    The one statement is prepared on that connection at its first use: parsing and planning
+    it again for every group cost the database more than the group's rows.
+
     A message the database refuses (a value it cannot take) is written again on its own, so it
     fails alone; a statement that hangs is cancelled after STATEMENT_TIMEOUT; past MAX_WAITING
-    messages in the queue new ones are refused at once (503: the gateway keeps them)."""
+    messages in the queue new ones are refused at once (503: the gateway keeps them). After any
+    other failure the next group starts on a new connection, so nothing of the old session (a
+    prepared statement a migration has made stale, say) can fail it again."""
 
     MAX_WAITING = 10_000
     STATEMENT_TIMEOUT_MS = 10_000
@@ -135,7 +140,9 @@ class AsyncGroupCommit:
         options = (
             f"{connect_kwargs.get('options', '')} -c statement_timeout={self.STATEMENT_TIMEOUT_MS}"
         )
-        self.connect_kwargs = {**connect_kwargs, "options": options.strip()}
+        # Django's connections never prepare (prepare_threshold None, for connection poolers);
+        # this one is the service's own, and runs one statement thousands of times a second.
+        self.connect_kwargs = {**connect_kwargs, "options": options.strip(), "prepare_threshold": 0}
         self.max_group = max_group
         self._queue: asyncio.Queue[tuple[tuple[InboundSms, datetime], asyncio.Future]] | None
         self._queue = None
@@ -191,6 +198,7 @@ class AsyncGroupCommit:
             return
         except Exception:  # whatever it is, every waiting request gets its 503
             self._fail(group)
+            await self._reconnect_next_time()
             return
         for (_, future), message_id in zip(group, ids, strict=True):
             if not future.done():
@@ -198,12 +206,18 @@ class AsyncGroupCommit:
 
     def _fail(self, group: list[tuple[tuple[InboundSms, datetime], asyncio.Future]]) -> None:
         logger.exception("inbound store failed for %d messages", len(group))
-        if self._connection is not None and self._connection.broken:
-            self._connection = None  # the next group connects afresh
         error = DatabaseError("inbound message not stored")
         for _, future in group:
             if not future.done():
                 future.set_exception(error)
+
+    async def _reconnect_next_time(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            try:
+                await connection.close()
+            except Exception:  # closing a connection that already failed: nothing to keep
+                logger.warning("could not close the inbound store's connection", exc_info=True)
 
     async def _insert(self, received: list[tuple[InboundSms, datetime]]) -> list[int | None]:
         if self._connection is None or self._connection.closed or self._connection.broken:

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from .adapters import ADAPTERS, GatewayRejected, GatewayRequest
-from .intake import accept, refused
+from .intake import ANSWER_CONTENT_TYPE, accept, refused
 from .outbox import delivery
 
 
@@ -22,7 +22,7 @@ def inbound(request: HttpRequest, gateway: str) -> HttpResponse:
     if gateway not in ADAPTERS or not settings.SMS_INGEST_ENABLED:
         raise Http404
     status, body = accept(gateway, GatewayRequest.from_django(request))
-    return HttpResponse(body, status=status, content_type="text/plain")
+    return HttpResponse(body, status=status, content_type=ANSWER_CONTENT_TYPE)
 
 
 @csrf_exempt

@@ -79,6 +79,7 @@ class Client:
         }
         await self.app(scope, receive, send)
         start = next(m for m in sent if m["type"] == "http.response.start")
+        self.last_headers = dict(start["headers"])
         text = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         return start["status"], text.decode()
 
@@ -95,6 +96,27 @@ def run(scenario):
             await app.group_commit.close()
 
     return asyncio.run(main())
+
+
+def test_the_answer_has_the_django_views_content_type_and_no_charset(test_meter, settings):
+    """Both paths answer alike; a charset parameter would cost smsbox a conversion of every
+    reply it then drops."""
+    from django.test import Client as DjangoClient
+
+    meter = test_meter()
+    query = kannel_query(settings, meter.msisdn, id="k-ct")
+    frame = meter.report(hours_back(2))
+
+    async def scenario(client):
+        answer = await client.request(query=query, body=frame)
+        return answer, client.last_headers
+
+    (status, _), headers = run(scenario)
+    view = DjangoClient().post(
+        f"/sms/kannel/inbound?{urlencode(query)}", frame, content_type="application/octet-stream"
+    )
+    assert status == view.status_code == 200
+    assert headers[b"content-type"].decode() == view["Content-Type"] == "text/plain"
 
 
 def kannel_query(settings, sender, **extra):
@@ -360,6 +382,44 @@ def test_a_message_the_database_refuses_fails_alone(settings):
     assert isinstance(results[3], DatabaseError)
     assert all(isinstance(r, int) for i, r in enumerate(results) if i != 3)
     assert InboundMessage.objects.count() == 5
+
+
+def test_the_statement_is_prepared_and_a_failed_group_leaves_a_fresh_connection_behind():
+    """The group commit prepares its statement on its own connection. When that session's
+    state goes bad behind psycopg's back (here the prepared statement is dropped, as a
+    migration can make one stale), the group that meets it gets its 503 and the next group is
+    stored on a new connection instead of failing the same way."""
+    from django.db import DatabaseError
+    from django.utils import timezone
+
+    from smsgateway.adapters import InboundSms
+    from smsgateway.asgi import database_connect_kwargs
+    from smsgateway.rawstore import AsyncGroupCommit
+
+    def sms(i: int) -> InboundSms:
+        return InboundSms("kannel", f"p-{i}", "+447700900001", "", b"x", b"", 1, "t", None)
+
+    async def scenario():
+        commit = AsyncGroupCommit(database_connect_kwargs())
+        try:
+            first = await commit.store(sms(1), now=timezone.now())
+            old = commit._connection
+            prepared = await (
+                await old.execute("SELECT statement FROM pg_prepared_statements")
+            ).fetchall()
+            await old.execute("DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$")
+            with pytest.raises(DatabaseError):
+                await commit.store(sms(2), now=timezone.now())
+            third = await commit.store(sms(3), now=timezone.now())
+            return first, prepared, old, commit._connection, third
+        finally:
+            await commit.close()
+
+    first, prepared, old, new, third = asyncio.run(scenario())
+    assert any("INSERT INTO smsgateway_inboundmessage" in text for (text,) in prepared)
+    assert isinstance(first, int) and isinstance(third, int)
+    assert new is not old and old.closed
+    assert set(InboundMessage.objects.values_list("dedupe_key", flat=True)) == {"id:p-1", "id:p-3"}
 
 
 @pytest.mark.django_db(transaction=False)
