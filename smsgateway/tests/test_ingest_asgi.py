@@ -384,6 +384,73 @@ def test_a_message_the_database_refuses_fails_alone(settings):
     assert InboundMessage.objects.count() == 5
 
 
+def _group_sms(i: int):
+    from smsgateway.adapters import InboundSms
+
+    return InboundSms("kannel", f"g-{i}", "+447700900001", "", b"x", b"", 1, "t", None)
+
+
+def test_under_load_the_writer_waits_for_the_group_to_grow():
+    """Six messages arrive together (the service is busy): the writer waits its delay, and
+    four more that come meanwhile are committed with them, in one transaction. Written at
+    once, as without the delay, they would take two."""
+    from django.utils import timezone
+
+    from smsgateway.asgi import database_connect_kwargs
+    from smsgateway.rawstore import AsyncGroupCommit
+
+    async def scenario():
+        commit = AsyncGroupCommit(database_connect_kwargs(), group_delay=0.3, busy_at=4)
+        try:
+            first = [
+                asyncio.create_task(commit.store(_group_sms(i), now=timezone.now()))
+                for i in range(6)
+            ]
+            await asyncio.sleep(0.05)  # within the delay
+            later = [commit.store(_group_sms(i), now=timezone.now()) for i in range(6, 10)]
+            return await asyncio.gather(*first, *later)
+        finally:
+            await commit.close()
+
+    ids = asyncio.run(scenario())
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == 10
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT xmin::text) FROM smsgateway_inboundmessage")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_a_lone_message_is_not_held_back_and_stopping_answers_the_waiting_group():
+    from django.db import DatabaseError
+    from django.utils import timezone
+
+    from smsgateway.asgi import database_connect_kwargs
+    from smsgateway.rawstore import AsyncGroupCommit
+
+    async def lone():
+        commit = AsyncGroupCommit(database_connect_kwargs(), group_delay=30, busy_at=4)
+        try:
+            started = time.monotonic()
+            await asyncio.wait_for(commit.store(_group_sms(1), now=timezone.now()), timeout=10)
+            return time.monotonic() - started
+        finally:
+            await commit.close()
+
+    async def stopping():
+        commit = AsyncGroupCommit(database_connect_kwargs(), group_delay=30, busy_at=4)
+        waiting = [
+            asyncio.create_task(commit.store(_group_sms(i), now=timezone.now()))
+            for i in range(2, 8)
+        ]
+        await asyncio.sleep(0.05)  # the writer has taken the first and is waiting its delay
+        await commit.close()
+        return await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 10)
+
+    assert asyncio.run(lone()) < 5
+    answers = asyncio.run(stopping())
+    assert all(isinstance(answer, DatabaseError) for answer in answers)
+    assert InboundMessage.objects.count() == 1  # the lone one; the stopped group was not stored
+
+
 def test_the_statement_is_prepared_and_a_failed_group_leaves_a_fresh_connection_behind():
     """The group commit prepares its statement on its own connection. When that session's
     state goes bad behind psycopg's back (here the prepared statement is dropped, as a
