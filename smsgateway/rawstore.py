@@ -124,12 +124,13 @@ class AsyncGroupCommit:
     message is written at once. Every request still answers its gateway only after its own
     message is durable (autocommit, synchronous_commit as the server has it).
 
-    Under load the writer waits a little for the group to grow, as PostgreSQL's own
-    commit_delay does: when it finds BUSY_AT or more messages already waiting, it waits
-    GROUP_DELAY before taking them, so one statement and one commit cover more messages. Each
-    statement and each commit cost the database, this process and the gateway a fixed amount
-    however many messages they carry (the answers also reach the gateway together); under load
-    the answer comes that much later, a lone message is never held back.
+    While messages keep coming the writer waits a little for the group to grow, as
+    PostgreSQL's commit_delay does: when BUSY_AT or more arrived while it wrote the last group,
+    it waits GROUP_DELAY before taking the next, so one statement and one commit cover more
+    messages. Each statement and each commit cost the database, this process and the gateway a
+    fixed amount however many messages they carry (the answers also reach the gateway
+    together). A client that waits for every answer before it sends again (a gateway allowed
+    few requests in flight) sends nothing during a write, so its messages are never held back.
 
     The one statement is prepared on that connection at its first use: parsing and planning
     it again for every group cost the database more than the group's rows.
@@ -196,14 +197,16 @@ class AsyncGroupCommit:
 
     async def _write_forever(self) -> None:
         queue = self._queue
+        arrived = 0  # messages that came while the last group was being written
         while True:
             group = [await queue.get()]
             try:
-                if queue.qsize() >= self.busy_at:
+                if arrived >= self.busy_at:
                     await asyncio.sleep(self.group_delay)
                 while not queue.empty() and len(group) < self.max_group:
                     group.append(queue.get_nowait())
                 await self._write(group)
+                arrived = queue.qsize()
             except asyncio.CancelledError:  # stopping: nobody taken off the queue is left hanging
                 for _, future in group:
                     if not future.done():
