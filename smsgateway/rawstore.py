@@ -124,14 +124,6 @@ class AsyncGroupCommit:
     message is written at once. Every request still answers its gateway only after its own
     message is durable (autocommit, synchronous_commit as the server has it).
 
-    While messages keep coming the writer waits a little for the group to grow, as
-    PostgreSQL's commit_delay does: when BUSY_AT or more arrived while it wrote the last group,
-    it waits GROUP_DELAY before taking the next, so one statement and one commit cover more
-    messages. Each statement and each commit cost the database, this process and the gateway a
-    fixed amount however many messages they carry (the answers also reach the gateway
-    together). A client that waits for every answer before it sends again (a gateway allowed
-    few requests in flight) sends nothing during a write, so its messages are never held back.
-
     The one statement is prepared on that connection at its first use: parsing and planning
     it again for every group cost the database more than the group's rows.
 
@@ -143,24 +135,15 @@ class AsyncGroupCommit:
 
     MAX_WAITING = 10_000
     STATEMENT_TIMEOUT_MS = 10_000
-    GROUP_DELAY = 0.002  # seconds
-    BUSY_AT = 4
 
-    def __init__(
-        self,
-        connect_kwargs: dict[str, Any],
-        *,
-        max_group: int = 500,
-        group_delay: float = GROUP_DELAY,
-        busy_at: int = BUSY_AT,
-    ) -> None:
+    def __init__(self, connect_kwargs: dict[str, Any], *, max_group: int = 500) -> None:
         options = (
             f"{connect_kwargs.get('options', '')} -c statement_timeout={self.STATEMENT_TIMEOUT_MS}"
         )
         # Django's connections never prepare (prepare_threshold None, for connection poolers);
         # this one is the service's own, and runs one statement thousands of times a second.
         self.connect_kwargs = {**connect_kwargs, "options": options.strip(), "prepare_threshold": 0}
-        self.max_group, self.group_delay, self.busy_at = max_group, group_delay, busy_at
+        self.max_group = max_group
         self._queue: asyncio.Queue[tuple[tuple[InboundSms, datetime], asyncio.Future]] | None
         self._queue = None
         self._writer: asyncio.Task | None = None
@@ -197,16 +180,12 @@ class AsyncGroupCommit:
 
     async def _write_forever(self) -> None:
         queue = self._queue
-        arrived = 0  # messages that came while the last group was being written
         while True:
             group = [await queue.get()]
             try:
-                if arrived >= self.busy_at:
-                    await asyncio.sleep(self.group_delay)
                 while not queue.empty() and len(group) < self.max_group:
                     group.append(queue.get_nowait())
                 await self._write(group)
-                arrived = queue.qsize()
             except asyncio.CancelledError:  # stopping: nobody taken off the queue is left hanging
                 for _, future in group:
                     if not future.done():
