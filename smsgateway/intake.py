@@ -128,8 +128,8 @@ class DrainScheduler:
     every publish happens on the scheduler's thread, never on an event loop. That one thread
     lives while messages keep coming (it ends after IDLE_EXIT_SECONDS without any): Celery
     keeps its producer per thread, and setting it up again for every drain cost more than the
-    drain's publish itself. A
-    broker failure loses nothing: the message is stored, and the beat sweep drains it."""
+    drain's publish itself. A broker failure loses nothing: the message is stored, and the
+    beat sweep drains it."""
 
     IDLE_EXIT_SECONDS = 60.0
 
