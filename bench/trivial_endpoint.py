@@ -1,36 +1,27 @@
 """The anchor for the ingest benchmarks: the fastest honest HTTP endpoint Kannel can post to.
 
 A raw ASGI application (no framework) served by uvicorn with uvloop and httptools: it reads
-the body, counts the request and answers 200 with an empty body. Each worker process keeps its
-count in a file of its own, `BENCH_COUNT_FILE.<pid>`, mapped into memory: counting a request is
-a store into shared memory, not a system call, and the driver sums the files
-(`bench_kannel.counted`).
+the body, counts the request and answers 200 with an empty body. Every request appends one
+byte to the file named by BENCH_COUNT_FILE; an O_APPEND write of one byte is atomic across
+processes, so the file size is the number of requests served.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
-import struct
 from collections.abc import Awaitable, Callable
 
 _COUNT_FILE = os.environ.get("BENCH_COUNT_FILE", "/tmp/bench-kannel-count")
-_COUNTER = struct.Struct("<Q")
-_count_map: mmap.mmap | None = None
-_requests = 0
+_fd: int | None = None
 
 _HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"0")]
 
 
 def _count() -> None:
-    global _count_map, _requests
-    if _count_map is None:  # made lazily, after the server forked the worker
-        fd = os.open(f"{_COUNT_FILE}.{os.getpid()}", os.O_RDWR | os.O_CREAT, 0o600)
-        os.ftruncate(fd, _COUNTER.size)
-        _count_map = mmap.mmap(fd, _COUNTER.size)
-        os.close(fd)
-    _requests += 1
-    _COUNTER.pack_into(_count_map, 0, _requests)
+    global _fd
+    if _fd is None:  # opened lazily, after the server forked the worker
+        _fd = os.open(_COUNT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(_fd, b".")
 
 
 async def app(
