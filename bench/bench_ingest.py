@@ -44,6 +44,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +133,21 @@ def webhook_load(work, *, port: int, secret: str, args, workdir: Path) -> dict[s
     }
 
 
+def post_frame(port: int, secret: str, msisdn: str, frame: bytes) -> str:
+    """One frame posted to the webhook as Kannel posts it; the webhook's answer."""
+    query = urllib.parse.urlencode(
+        {"secret": secret, "from": msisdn, "to": UTILITY_MSISDN, "smsc": "bench",
+         "id": str(uuid.uuid4()), "ts": str(int(time.time())), "coding": "1", "udh": ""}
+    )  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/sms/kannel/inbound?{query}",
+        data=frame,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.read().decode()
+
+
 def waiting_and_accepted() -> tuple[int, int]:
     from django.db.models import Count, Q
 
@@ -149,14 +167,16 @@ def readings_rows() -> int:
     return Reading.objects.count()
 
 
-def anchor(count: int) -> dict[str, object]:
-    """Kannel into the trivial endpoint, `count` messages, now (bench/bench_kannel.py)."""
+def anchor(count: int, args: argparse.Namespace) -> dict[str, object]:
+    """Kannel into the trivial endpoint (`args.anchor`), `count` messages, now
+    (bench/bench_kannel.py)."""
     from bench.bench_kannel import run as kannel_rate
 
     alone = kannel_rate(
         argparse.Namespace(
             count=count, timeout=120.0, max_pending_requests=512, log_level=2,
-            store="file", incoming_queue_limit=-1, endpoint_workers=1,
+            store="file", incoming_queue_limit=-1, endpoint_workers=1, endpoint=args.anchor,
+            kannel_cpus=args.kannel_cpus,
         )
     )  # fmt: skip
     return {
@@ -235,7 +255,13 @@ def processing_run(count: int, *, args, timeout: float = 600) -> dict[str, objec
 
 
 def through_kannel(
-    work, *, port: int, secret: str, timeout: float, until_accepted: bool
+    work,
+    *,
+    port: int,
+    secret: str,
+    timeout: float,
+    until_accepted: bool,
+    kannel_cpus: str | None = None,
 ) -> dict[str, object]:
     """Frames injected at the fake SMSC. Until every one is stored (Kannel's delivery into
     our webhook) and, with `until_accepted`, until every one is accepted by the workers."""
@@ -256,6 +282,10 @@ def through_kannel(
     )
     with gateway, FakeSmscClient(gateway.smsc_port) as smsc:
         gateway.wait_smsc_online()
+        if kannel_cpus:  # Kannel on its cores, the service's database connection off them
+            for pid in gateway.pids.values():
+                cpu.pin(pid, cpu.parse_cpus(kannel_cpus))
+            cpu.pin_backends(DB_NAME, cpu.other_cpus(kannel_cpus))
         lines = [format_mo_line(msisdn, UTILITY_MSISDN, frame) for msisdn, frame in work]
         cpu_before = cpu.snapshot(DB_NAME)
         start = time.monotonic()
@@ -305,21 +335,27 @@ def through_kannel(
     }
 
 
-def kannel_pairs(work, pairs: int, *, port: int, secret: str, redis_url: str) -> dict:
+def kannel_pairs(work, pairs: int, *, port: int, secret: str, redis_url: str, args) -> dict:
     """Kannel into the anchor, then into the webhook, `pairs` times in turn, each time with
     `work`; each webhook rate divided by the anchor's just before it, and the median of those
     ratios. The inbound table and the broker are emptied before each pair."""
     import redis
     from django.db import connection
 
+    if args.kannel_cpus:  # the service opens its database connection now, to be pinned
+        msisdn, frame = work[0]
+        post_frame(port, secret, msisdn, frame)
     runs = []
     for i in range(pairs):
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE smsgateway_inboundmessage CASCADE")
         redis.Redis.from_url(redis_url).flushdb()
         print(f"pair {i + 1}/{pairs}: anchor, then Kannel into the webhook…", file=sys.stderr)
-        alone = anchor(len(work))
-        into = through_kannel(work, port=port, secret=secret, timeout=600, until_accepted=False)
+        alone = anchor(len(work), args)
+        into = through_kannel(
+            work, port=port, secret=secret, timeout=600, until_accepted=False,
+            kannel_cpus=args.kannel_cpus,
+        )  # fmt: skip
         ratio = round(into["delivered_per_second"] / alone["messages_per_second"], 2)
         runs.append({"anchor": alone, "kannel_into_webhook": into, "ratio": ratio})
     ratios = [run["ratio"] for run in runs]
@@ -386,6 +422,18 @@ def main() -> int:
         help="only Kannel into the anchor and into the webhook, N times in turn (no wrk, workers"
         " or all at once): the ratio of each pair and their median",
     )
+    parser.add_argument(
+        "--anchor",
+        choices=("nginx", "uvicorn"),
+        default="nginx",
+        help="the trivial endpoint Kannel delivers to for the anchor (nginx: the faster)",
+    )
+    parser.add_argument(
+        "--kannel-cpus",
+        metavar="LIST",
+        help="keep Kannel on these CPUs (taskset's form, e.g. 0), the anchor's endpoint and the"
+        " ingest service on the others (PostgreSQL and the workers go where the kernel puts them)",
+    )
     args = parser.parse_args()
 
     from e2e.harness.kannel import free_port, kannel_installed
@@ -431,16 +479,20 @@ def main() -> int:
         app=INGEST,
         worker_class=INGEST_WORKER,
     )
+    if args.kannel_cpus:
+        cpu.pin(ingest.proc.pid, cpu.other_cpus(args.kannel_cpus))
     result: dict[str, object] = {
         "command": shlex.join([".venv/bin/python", "bench/bench_ingest.py", *sys.argv[1:]]),
         "machine": f"{os.cpu_count()} cpus, PostgreSQL and Redis on localhost",
         "ingest_service": f"gunicorn, {args.web_workers} uvicorn workers (utility.ingest_asgi)",
+        "anchor": args.anchor,
+        "kannel_cpus": args.kannel_cpus or "any",
     }
     if args.kannel_pairs:
         try:
             result["kannel_pairs"] = kannel_pairs(
                 backlog_work, args.kannel_pairs, port=port, secret=secret,
-                redis_url=env["REDIS_URL"],
+                redis_url=env["REDIS_URL"], args=args,
             )  # fmt: skip
         finally:
             ingest.stop()
@@ -459,12 +511,13 @@ def main() -> int:
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # nor the drains it queued
         if use_kannel:
             print(f"anchor: {len(backlog_work)} frames…", file=sys.stderr)
-            result["anchor_before_kannel_into_webhook"] = anchor(len(backlog_work))
+            result["anchor_before_kannel_into_webhook"] = anchor(len(backlog_work), args)
             print(f"Kannel into the webhook: {len(backlog_work)} frames…", file=sys.stderr)
             with profiled(args, "kannel-into-webhook", {"ingest": ingest.proc.pid}):
                 result["kannel_into_webhook"] = through_kannel(
-                    backlog_work, port=port, secret=secret, timeout=600, until_accepted=False
-                )
+                    backlog_work, port=port, secret=secret, timeout=600, until_accepted=False,
+                    kannel_cpus=args.kannel_cpus,
+                )  # fmt: skip
         else:  # the same backlog, stored directly
             from django.utils import timezone
 
@@ -493,13 +546,14 @@ def main() -> int:
             result["processing"] = processing_run(len(backlog_work), args=args)
         if use_kannel:
             print(f"anchor: {len(kannel_work)} frames…", file=sys.stderr)
-            result["anchor_before_all_at_once"] = anchor(len(kannel_work))
+            result["anchor_before_all_at_once"] = anchor(len(kannel_work), args)
             print(f"through Kannel, all at once: {len(kannel_work)} frames…", file=sys.stderr)
             pids = {"workers": workers.proc.pid, "ingest": ingest.proc.pid}
             with profiled(args, "all-at-once", pids):
                 result["through_kannel"] = through_kannel(
-                    kannel_work, port=port, secret=secret, timeout=600, until_accepted=True
-                )
+                    kannel_work, port=port, secret=secret, timeout=600, until_accepted=True,
+                    kannel_cpus=args.kannel_cpus,
+                )  # fmt: skip
     finally:
         ingest.stop()
         if workers is not None:

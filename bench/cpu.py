@@ -19,7 +19,7 @@ def _component(pid: int, cmdline: str, comm: str, parent: int, database: str | N
     if comm in ("bearerbox", "smsbox") and parent == os.getpid():  # this benchmark's gateway
         return "kannel"
     ours = _ROOT in cmdline  # this checkout's processes, not another's on the same machine
-    if ours and "trivial_endpoint" in cmdline:
+    if (ours and "trivial_endpoint" in cmdline) or (comm == "nginx" and "bench-kannel" in cmdline):
         return "anchor endpoint"
     if ours and "utility.ingest_asgi" in cmdline:
         return "ingest service"
@@ -47,6 +47,11 @@ def snapshot(database: str | None = None) -> dict[str, float]:
             continue
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
+        if comm == "postgres" and not cmdline.startswith("postgres: "):
+            # The postmaster: what its backends used before they ended (a worker's connection
+            # closed after each task, say) is added to its children's times when reaped.
+            name = "postgresql (backends that ended, any database)"
+            used[name] = used.get(name, 0.0) + (int(fields[13]) + int(fields[14])) / _TICKS
         component = _component(int(proc.name), cmdline.strip(), comm, int(fields[1]), database)
         if component is None:
             continue
@@ -63,3 +68,56 @@ def used_since(before: dict[str, float], after: dict[str, float]) -> dict[str, f
         for name in sorted(after)
         if after[name] - before.get(name, 0.0) > 0.005
     }
+
+
+def parse_cpus(text: str) -> set[int]:
+    """ "0" or "0,2-3" (as taskset -c takes them) as a set of CPU numbers."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def other_cpus(cpus: str) -> set[int]:
+    """The CPUs this process may use, less `cpus`."""
+    rest = os.sched_getaffinity(0) - parse_cpus(cpus)
+    if not rest:
+        raise ValueError(f"no CPU left besides {cpus}")
+    return rest
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Keep a process, every thread it has and every process under it on `cpus` (threads and
+    children started later inherit it from the one that starts them)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(parent, []).append(int(proc.name))
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                os.sched_setaffinity(int(task.name), cpus)
+        except (OSError, ProcessLookupError):
+            continue  # ended meanwhile
+        todo.extend(children.get(current, []))
+
+
+def pin_backends(database: str, cpus: set[int]) -> None:
+    """`pin` every PostgreSQL backend connected to `database` now."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("postgres: ") and f" {database} " in cmdline:
+            pin(int(proc.name), cpus)
