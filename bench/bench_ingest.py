@@ -86,17 +86,25 @@ def provision(meters: int) -> list[tuple[str, object]]:
     return fleet
 
 
-def frames_for(fleet, frames: int, first_counter: int = 1) -> list[tuple[str, bytes]]:
-    """`frames` reports of 24 readings per meter, frame-major so load spreads over meters."""
+def frames_for(
+    fleet, frames: int, first_counter: int = 1, *, days_back: int | None = None
+) -> list[tuple[str, bytes]]:
+    """`frames` reports of 24 readings per meter, counters from `first_counter`, frame-major so
+    load spreads over meters. The first covers the day that began `days_back` days ago (by
+    default `frames`: the last one ends with the hour just past), each next one the day after,
+    as a meter reports; the register grows 400 Wh an hour throughout."""
     from meteragent.protocol import Reading, Report, encode_uplink
 
     now_hour = int(time.time()) // 3600
+    days_back = frames if days_back is None else days_back
+    year_ago = now_hour - 24 * 366
     work = []
     for k in range(frames):
-        base_hour = now_hour - 24 * (frames - k) - 24 * (first_counter - 1)
+        base_hour = now_hour - 24 * (days_back - k)
         for msisdn, keys in fleet:
             readings = tuple(
-                Reading(base_hour + h, 5_000_000 + 400 * (24 * k + h)) for h in range(24)
+                Reading(hour, 5_000_000 + 400 * (hour - year_ago))
+                for hour in range(base_hour, base_hour + 24)
             )
             report = Report(int(time.time()), readings)
             work.append((msisdn, encode_uplink(report, keys=keys, counter=first_counter + k)))
@@ -291,7 +299,7 @@ def through_kannel(
         start = time.monotonic()
         for i in range(0, len(lines), 500):
             smsc.send_many(lines[i : i + 500])
-        done, delivered_after = 0, None
+        delivered_after = None
         while time.monotonic() - start < timeout:
             if delivered_after is None:
                 if all_stored(first_id, len(work)):
@@ -301,13 +309,13 @@ def through_kannel(
                 else:
                     time.sleep(STORED_POLL_SECONDS)
                     continue
-            done = accepted_since(first_id)
-            if done >= len(work):
+            if not still_waiting():  # every one stored is processed: one index look-up
                 break
             time.sleep(POLL_SECONDS)
         elapsed = time.monotonic() - start
         delivered_after = delivered_after or elapsed
         cpu_used = cpu.used_since(cpu_before, cpu.snapshot(DB_NAME))
+        done = accepted_since(first_id) if until_accepted else 0
     delivered = {
         "cpu_seconds": cpu_used,
         "messages": len(work),
@@ -458,9 +466,12 @@ def main() -> int:
 
     print(f"provisioning {args.meters} meters…", file=sys.stderr)
     fleet = provision(args.meters)
-    webhook_work = frames_for(fleet, args.frames)
-    backlog_work = frames_for(fleet, args.frames, first_counter=args.frames + 1)
-    kannel_work = frames_for(fleet, args.frames, first_counter=2 * args.frames + 1)
+    # In the order a fleet sends them: the backlog's days, then those sent all at once (the
+    # webhook's are never processed). Each report follows its meter's last, as in service.
+    frames = args.frames
+    webhook_work = frames_for(fleet, frames, days_back=3 * frames)
+    backlog_work = frames_for(fleet, frames, first_counter=frames + 1, days_back=2 * frames)
+    kannel_work = frames_for(fleet, frames, first_counter=2 * frames + 1, days_back=frames)
     connection.close()
 
     import redis

@@ -86,20 +86,29 @@ def high_water_marks(marks: Mapping[int, int | None]) -> dict[int, int | None]:
     return extend_marks(marks, accepted_ranges(marks))
 
 
+# Each meter's reports looked up on its own (the subquery's ORDER BY keeps the planner from
+# merging it into a join): otherwise, with statistics that lag behind the table (a young table,
+# a backlog just drained), the planner may read every accepted report into a hash per batch.
+ACCEPTED_RANGES = f"""
+    SELECT v.meter_id, r.first_hour, r.last_hour
+    FROM unnest(%b::bigint[], %b::bigint[]) AS v(meter_id, mark)
+    CROSS JOIN LATERAL (
+        SELECT m.first_hour, m.last_hour FROM {InboundMessage._meta.db_table} m
+        WHERE m.meter_id = v.meter_id AND m.status = %s
+          AND m.last_hour > coalesce(v.mark, -1)
+        ORDER BY m.first_hour
+    ) r
+    ORDER BY v.meter_id, r.first_hour
+"""  # noqa: S608 - the table name is the model's
+
+
 def accepted_ranges(marks: Mapping[int, int | None]) -> dict[int, list[tuple[int, int]]]:
     """The (first hour, last hour) ranges of each meter's accepted reports that end after its
     mark, sorted by first hour, in one query."""
     ids = sorted(marks)
     with array_cursor() as cursor:
         cursor.execute(
-            f"""SELECT m.meter_id, m.first_hour, m.last_hour
-                FROM {InboundMessage._meta.db_table} m
-                JOIN unnest(%b::bigint[], %b::bigint[]) AS v(meter_id, mark)
-                  ON m.meter_id = v.meter_id
-                WHERE m.status = %s AND m.last_hour IS NOT NULL
-                  AND m.last_hour > coalesce(v.mark, -1)
-                ORDER BY m.meter_id, m.first_hour""",  # noqa: S608 - the table name is the model's
-            [ids, [marks[pk] for pk in ids], InboundStatus.ACCEPTED.value],
+            ACCEPTED_RANGES, [ids, [marks[pk] for pk in ids], InboundStatus.ACCEPTED.value]
         )
         ranges: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for meter_id, first, last in cursor.fetchall():

@@ -7,15 +7,17 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from devices.models import MeterKey
+from devices.models import Meter, MeterKey
 from meteragent.protocol import Event, EventKind
 from readings.models import Reading, ReadingConflict
 from readings.services import datetime_to_hour
+from smsgateway import rules
 from smsgateway.adapters import InboundSms
 from smsgateway.batch import process_batch
 from smsgateway.drain import drain
-from smsgateway.models import InboundMessage, OutboundMessage
+from smsgateway.models import InboundMessage, InboundStatus, OutboundMessage
 from smsgateway.rawstore import store_raw
+from utility.pg import array_cursor
 
 from .conftest import hours_back
 
@@ -266,3 +268,57 @@ def test_the_admin_lists_rejected_messages_by_reason(make_staff, verified_client
     listed = {row.pk for row in page.context["cl"].result_list}
     assert listed == {replayed}
     assert {accepted, stranger}.isdisjoint(listed)
+
+
+def _scans_of(plan: dict, table: str) -> list[dict]:
+    """The nodes of an EXPLAIN (FORMAT JSON) plan that read `table`."""
+    own = [plan] if plan.get("Relation Name") == table else []
+    return own + [scan for child in plan.get("Plans", []) for scan in _scans_of(child, table)]
+
+
+@pytest.mark.django_db
+def test_earlier_reports_are_read_per_meter_however_stale_the_statistics():
+    """A batch reads its meters' earlier reports and no others, even while the planner's
+    statistics still say nothing is accepted (a young table, a backlog just drained): read into
+    a hash instead, every accepted report in the table would be read for every batch."""
+    Meter.objects.bulk_create(Meter(number=f"RANGES{i:014d}") for i in range(400))
+    meters = list(Meter.objects.filter(number__startswith="RANGES").order_by("pk"))
+    table = InboundMessage._meta.db_table
+    InboundMessage.objects.bulk_create(
+        InboundMessage(
+            gateway="kannel",
+            dedupe_key=f"ranges-{meter.pk}-{n}",
+            sender="+447700900001",
+            payload=b"frame",
+            received_at=timezone.now(),
+            meter=meter,
+            first_hour=1000 + 24 * n,
+            last_hour=1023 + 24 * n,
+        )
+        for meter in meters
+        for n in range(10)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")  # while every one is still waiting
+    InboundMessage.objects.update(status=InboundStatus.ACCEPTED)
+    # A batch of 100 meters: one new (no mark), one with a mark past six of its reports.
+    marks = {meter.pk: 1000 + 24 * 10 for meter in meters[:100]}
+    marks[meters[0].pk], marks[meters[1].pk] = None, 1000 + 24 * 6
+
+    ranges = rules.accepted_ranges(marks)
+    assert ranges == {
+        meters[0].pk: [(1000 + 24 * n, 1023 + 24 * n) for n in range(10)],
+        meters[1].pk: [(1000 + 24 * n, 1023 + 24 * n) for n in range(6, 10)],
+    }
+    ids = sorted(marks)
+    with array_cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + rules.ACCEPTED_RANGES,
+            [ids, [marks[pk] for pk in ids], InboundStatus.ACCEPTED],
+        )
+        plan = cursor.fetchone()[0][0]["Plan"]
+    # Each meter's own index entries, once per meter of the batch, and nothing else.
+    [scan] = _scans_of(plan, table)
+    assert scan.get("Index Name") == "inbound_by_meter"
+    assert "meter_id = v.meter_id" in scan.get("Index Cond", "")
+    assert scan["Actual Loops"] == len(marks)

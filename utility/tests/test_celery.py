@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from audit.models import AuditEvent
 from audit.tasks import verify_chain_task
@@ -22,10 +23,10 @@ def test_routes_and_beat_schedule_are_in_code():
     assert "audit.verify_chain" in app.tasks
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
-@pytest.mark.django_db(transaction=True)
-def test_a_real_worker_runs_a_task_from_redis():
+@pytest.fixture
+def real_worker():
+    """A Celery worker process (solo pool, queue default) on the test database and Redis; the
+    tasks sent meanwhile go to it instead of running eagerly."""
     env = {
         **os.environ,
         "DATABASE_URL": current_database_url(),  # the test database, so the worker sees our rows
@@ -54,8 +55,7 @@ def test_a_real_worker_runs_a_task_from_redis():
     )
     app.conf.task_always_eager = False
     try:
-        result = verify_chain_task.apply_async()
-        outcome = result.get(timeout=60)
+        yield worker
     finally:
         app.conf.task_always_eager = True
         worker.terminate()
@@ -63,6 +63,42 @@ def test_a_real_worker_runs_a_task_from_redis():
             worker.wait(timeout=20)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_a_task_from_redis(real_worker):
+    outcome = verify_chain_task.apply_async().get(timeout=60)
     assert outcome["ok"] is True
     # The worker, a separate process, wrote its audit record into the test database.
     assert AuditEvent.objects.filter(action="audit.chain_verified", actor_label="beat").exists()
+
+
+def _other_backends() -> set[int]:
+    """The PostgreSQL backends connected to the test database, but this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return {pid for (pid,) in cursor.fetchall()}
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_from_task_to_task(real_worker):
+    """A new PostgreSQL backend per task (Celery's default with Django) costs the database
+    more than a short task's own statements: the worker keeps its connection, as a web
+    process does between requests, and drops it when broken."""
+    verify_chain_task.apply_async().get(timeout=60)
+    [worker_backend] = _other_backends()
+    verify_chain_task.apply_async().get(timeout=60)
+    assert _other_backends() == {worker_backend}
+
+    with connection.cursor() as cursor:  # the connection breaks between two tasks
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [worker_backend])
+    assert verify_chain_task.apply_async().get(timeout=60)["ok"] is True
+    [new_backend] = _other_backends()
+    assert new_backend != worker_backend
