@@ -11,22 +11,25 @@ PostgreSQL and Redis on localhost, each Kannel figure beside the anchor measured
 4. all at once: fake SMSC -> Kannel -> ingest service -> sms workers on the same cores:
    messages/s until every frame is accepted, readings rows/s, and the time from arrival at the
    webhook to accepted (p50/p99).
-5. the anchor (bench/bench_kannel.py): Kannel delivering to the fastest trivial endpoint, a raw
-   ASGI app on uvicorn. It is measured right before (2) and before (4), with as many frames,
-   and each of those rates is divided by its own anchor.
+5. the anchor (bench/bench_kannel.py): Kannel delivering to the fastest trivial endpoint,
+   nginx answering 200 (`--anchor uvicorn`: a raw ASGI app on uvicorn). It is measured right
+   before (2) and before (4), with as many frames, and each of those rates is divided by its
+   own anchor.
 
     .venv/bin/python bench/bench_ingest.py                          # defaults below
     .venv/bin/python bench/bench_ingest.py --meters 500 --frames 2 --skip-kannel
     .venv/bin/python bench/bench_ingest.py --py-spy var/spy         # profiles of each step
     .venv/bin/python bench/bench_ingest.py --kannel-pairs 5         # (5) and (2) only, in turn
+    .venv/bin/python bench/bench_ingest.py --kannel-pairs 5 --kannel-cpus 0   # Kannel on CPU 0
 
 Every step also reports the CPU seconds each component used (`cpu_seconds`: Kannel, the
-ingest service, the workers, this database's PostgreSQL backends; bench/cpu.py), so where
-the cores went is measured beside each rate.
+ingest service, the workers, this database's PostgreSQL backends and those of any database
+that ended during the step; bench/cpu.py), so where the cores went is measured beside each
+rate.
 
 Needs PostgreSQL and Redis on localhost (a scratch database `bench_ingest` is recreated), wrk
 (Debian package `wrk`) for (1), and the Debian packages kannel and kannel-extras for (2), (4)
-and (5). Loopback only; every process is stopped at the end.
+and (5), nginx-light for (5). Loopback only; every process is stopped at the end.
 """
 
 from __future__ import annotations

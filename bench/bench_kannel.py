@@ -1,17 +1,21 @@
 """The anchor: how many MO messages per second Kannel delivers to the fastest trivial endpoint.
 
-Run from the repository root (needs the Debian packages kannel and kannel-extras)::
+Run from the repository root (needs the Debian packages kannel, kannel-extras and nginx-light)::
 
-    .venv/bin/python bench/bench_kannel.py                 # 5000 messages, tuned settings
-    .venv/bin/python bench/bench_kannel.py --count 20000 --max-pending-requests 128
+    .venv/bin/python bench/bench_kannel.py                 # 5000 messages into nginx
+    .venv/bin/python bench/bench_kannel.py --endpoint uvicorn --count 20000
+    .venv/bin/python bench/bench_kannel.py --count 12000 --compare 8   # both endpoints in turn
+    .venv/bin/python bench/bench_kannel.py --kannel-cpus 0  # Kannel on CPU 0, the endpoint not
 
 Pipeline measured: fake-SMSC client (e2e/harness/smsc.py) -> bearerbox -> smsbox -> HTTP POST
-(post-url, 140-byte 8-bit bodies) -> uvicorn (uvloop, httptools, no access log) running the raw
-ASGI app bench/trivial_endpoint.py, which counts requests in a file. `--endpoint-workers`
-chooses uvicorn's worker processes (default 1: on two cores a second one competes with
-Kannel). The clock starts before the first MO line is written and stops when the endpoint has
-counted all N requests. Loopback only; everything is stopped at the end, also on timeout or
-Ctrl-C.
+(post-url, 140-byte 8-bit bodies) -> the endpoint, which reads the body, counts the request
+and answers 200: nginx (`return 200`, one process, one access-log line per request; the
+faster, so the default), or uvicorn (uvloop, httptools, no access log) running the raw ASGI
+app bench/trivial_endpoint.py, which appends a byte to a file per request
+(`--endpoint-workers`: its worker processes, default 1: on two cores a second one competes
+with Kannel). The clock starts before the first MO line is written and stops when the
+endpoint has counted all N requests. Loopback only; everything is stopped at the end, also on
+timeout or Ctrl-C.
 """
 
 from __future__ import annotations

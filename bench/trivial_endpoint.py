@@ -1,4 +1,5 @@
-"""The anchor for the ingest benchmarks: the fastest honest HTTP endpoint Kannel can post to.
+"""A trivial endpoint for Kannel to post to in Python: what Kannel delivers into the cheapest
+ASGI application (bench/bench_kannel.py --endpoint uvicorn; nginx is the faster anchor).
 
 A raw ASGI application (no framework) served by uvicorn with uvloop and httptools: it reads
 the body, counts the request and answers 200 with an empty body. Every request appends one
