@@ -69,17 +69,24 @@ def start_endpoint(
     ]  # fmt: skip
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    return listening(proc, port, "uvicorn", log)
+
+
+def listening(
+    proc: subprocess.Popen[bytes], port: int, name: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """`proc` once it accepts connections on `port` (stopped, and an error, after 15 s)."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}; see {log}")
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {log}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc
         except OSError:
             time.sleep(0.1)
     stop(proc)
-    raise RuntimeError("uvicorn did not start listening in 15 s")
+    raise RuntimeError(f"{name} did not start listening in 15 s")
 
 
 NGINX_CONFIG = """\
@@ -118,17 +125,7 @@ def start_nginx(port: int, count_file: Path, workdir: Path) -> subprocess.Popen[
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}; see {workdir}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    stop(proc)
-    raise RuntimeError("nginx did not start listening in 15 s")
+    return listening(proc, port, "nginx", workdir / "nginx-error.log")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
