@@ -59,6 +59,7 @@ from bench import cpu  # noqa: E402
 from bench.scratch import ingest_environment, recreate_database  # noqa: E402
 
 DB_NAME = "bench_ingest"
+INGEST_APPLICATION_NAME = "bench-ingest-service"
 UTILITY_MSISDN = "+447700900000"
 WRK_SCRIPT = ROOT / "bench" / "wrk_inbound.lua"
 
@@ -90,15 +91,21 @@ def provision(meters: int) -> list[tuple[str, object]]:
 
 
 def frames_for(
-    fleet, frames: int, first_counter: int = 1, *, days_back: int | None = None
+    fleet,
+    frames: int,
+    first_counter: int = 1,
+    *,
+    days_back: int | None = None,
+    now_hour: int | None = None,
 ) -> list[tuple[str, bytes]]:
     """`frames` reports of 24 readings per meter, counters from `first_counter`, frame-major so
     load spreads over meters. The first covers the day that began `days_back` days ago (by
     default `frames`: the last one ends with the hour just past), each next one the day after,
-    as a meter reports; the register grows 400 Wh an hour throughout."""
+    as a meter reports; the register grows 400 Wh an hour throughout. Phases that are to
+    follow each other pass the same `now_hour`."""
     from meteragent.protocol import Reading, Report, encode_uplink
 
-    now_hour = int(time.time()) // 3600
+    now_hour = int(time.time()) // 3600 if now_hour is None else now_hour
     days_back = frames if days_back is None else days_back
     year_ago = now_hour - 24 * 366
     work = []
@@ -296,7 +303,7 @@ def through_kannel(
         if kannel_cpus:  # Kannel on its cores, the service's database connection off them
             for pid in gateway.pids.values():
                 cpu.pin(pid, cpu.parse_cpus(kannel_cpus))
-            cpu.pin_backends(DB_NAME, cpu.other_cpus(kannel_cpus))
+            cpu.pin_backends(INGEST_APPLICATION_NAME, cpu.other_cpus(kannel_cpus))
         lines = [format_mo_line(msisdn, UTILITY_MSISDN, frame) for msisdn, frame in work]
         cpu_before = cpu.snapshot(DB_NAME)
         start = time.monotonic()
@@ -356,6 +363,12 @@ def kannel_pairs(work, pairs: int, *, port: int, secret: str, redis_url: str, ar
     if args.kannel_cpus:  # the service opens its database connection now, to be pinned
         msisdn, frame = work[0]
         post_frame(port, secret, msisdn, frame)
+        if args.web_workers > 1:
+            print(
+                "only the ingest worker that took the first frame has its database backend"
+                " pinned; the others' go where the kernel puts them",
+                file=sys.stderr,
+            )
     runs = []
     for i in range(pairs):
         with connection.cursor() as cursor:
@@ -442,8 +455,9 @@ def main() -> int:
     parser.add_argument(
         "--kannel-cpus",
         metavar="LIST",
-        help="keep Kannel on these CPUs (taskset's form, e.g. 0), the anchor's endpoint and the"
-        " ingest service on the others (PostgreSQL and the workers go where the kernel puts them)",
+        help="keep Kannel on these CPUs (taskset's form, e.g. 0); the anchor's endpoint, the"
+        " ingest service, its PostgreSQL backend and this driver on the others (the workers and"
+        " their backends go where the kernel puts them)",
     )
     args = parser.parse_args()
 
@@ -471,10 +485,14 @@ def main() -> int:
     fleet = provision(args.meters)
     # In the order a fleet sends them: the backlog's days, then those sent all at once (the
     # webhook's are never processed). Each report follows its meter's last, as in service.
-    frames = args.frames
-    webhook_work = frames_for(fleet, frames, days_back=3 * frames)
-    backlog_work = frames_for(fleet, frames, first_counter=frames + 1, days_back=2 * frames)
-    kannel_work = frames_for(fleet, frames, first_counter=2 * frames + 1, days_back=frames)
+    frames, now_hour = args.frames, int(time.time()) // 3600
+    webhook_work = frames_for(fleet, frames, days_back=3 * frames, now_hour=now_hour)
+    backlog_work = frames_for(
+        fleet, frames, first_counter=frames + 1, days_back=2 * frames, now_hour=now_hour
+    )
+    kannel_work = frames_for(
+        fleet, frames, first_counter=2 * frames + 1, days_back=frames, now_hour=now_hour
+    )
     connection.close()
 
     import redis
@@ -485,6 +503,7 @@ def main() -> int:
     # As deployed: the ingest service holds no private KEK; the sms workers do.
     ingest_env = {k: v for k, v in os.environ.items() if k != "DEVICE_KEK_PRIVATE_KEYS"}
     ingest_env["DJANGO_SETTINGS_MODULE"] = "utility.settings_ingest"
+    ingest_env["PGAPPNAME"] = INGEST_APPLICATION_NAME  # its backends, to be found
     ingest = PortalProcess(
         ingest_env,
         port,
@@ -493,8 +512,9 @@ def main() -> int:
         app=INGEST,
         worker_class=INGEST_WORKER,
     )
-    if args.kannel_cpus:
+    if args.kannel_cpus:  # this driver (and the fake SMSC) off Kannel's cores too
         cpu.pin(ingest.proc.pid, cpu.other_cpus(args.kannel_cpus))
+        os.sched_setaffinity(0, cpu.other_cpus(args.kannel_cpus))
     result: dict[str, object] = {
         "command": shlex.join([".venv/bin/python", "bench/bench_ingest.py", *sys.argv[1:]]),
         "machine": f"{os.cpu_count()} cpus, PostgreSQL and Redis on localhost",

@@ -110,14 +110,14 @@ def pin(pid: int, cpus: set[int]) -> None:
         todo.extend(children.get(current, []))
 
 
-def pin_backends(database: str, cpus: set[int]) -> None:
-    """`pin` every PostgreSQL backend connected to `database` now."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if cmdline.startswith("postgres: ") and f" {database} " in cmdline:
-            pin(int(proc.name), cpus)
+def pin_backends(application_name: str, cpus: set[int]) -> None:
+    """`pin` the PostgreSQL backends of the connections named `application_name` (libpq's
+    PGAPPNAME), as they are now."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name]
+        )
+        for (pid,) in cursor.fetchall():
+            pin(pid, cpus)

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,21 @@ def test_routes_and_beat_schedule_are_in_code():
     assert "audit.verify_chain" in app.tasks
 
 
+WORKER_APPLICATION_NAME = "celery-test-worker"
+
+
 @pytest.fixture
 def real_worker():
-    """A Celery worker process (solo pool, queue default) on the test database and Redis; the
-    tasks sent meanwhile go to it instead of running eagerly."""
+    """A Celery worker process (solo pool) on the test database and Redis, on a queue of its
+    own (no other worker takes these tasks); yields the queue's name. Its database connections
+    carry WORKER_APPLICATION_NAME."""
+    queue = f"celery-test-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
         "DATABASE_URL": current_database_url(),  # the test database, so the worker sees our rows
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        "PGAPPNAME": WORKER_APPLICATION_NAME,
     }
     worker = subprocess.Popen(
         [
@@ -43,7 +50,7 @@ def real_worker():
             "worker",
             "--pool=solo",
             "-Q",
-            "default",
+            queue,
             "--loglevel=WARNING",
             "--without-gossip",
             "--without-mingle",
@@ -55,7 +62,7 @@ def real_worker():
     )
     app.conf.task_always_eager = False
     try:
-        yield worker
+        yield queue
     finally:
         app.conf.task_always_eager = True
         worker.terminate()
@@ -69,18 +76,18 @@ def real_worker():
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_a_task_from_redis(real_worker):
-    outcome = verify_chain_task.apply_async().get(timeout=60)
+    outcome = verify_chain_task.apply_async(queue=real_worker).get(timeout=60)
     assert outcome["ok"] is True
     # The worker, a separate process, wrote its audit record into the test database.
     assert AuditEvent.objects.filter(action="audit.chain_verified", actor_label="beat").exists()
 
 
-def _other_backends() -> set[int]:
-    """The PostgreSQL backends connected to the test database, but this test's own."""
+def _worker_backends() -> set[int]:
+    """The PostgreSQL backends of the test worker's connections."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+            [WORKER_APPLICATION_NAME],
         )
         return {pid for (pid,) in cursor.fetchall()}
 
@@ -92,13 +99,14 @@ def test_a_worker_keeps_its_database_connection_from_task_to_task(real_worker):
     """A new PostgreSQL backend per task (Celery's default with Django) costs the database
     more than a short task's own statements: the worker keeps its connection, as a web
     process does between requests, and drops it when broken."""
-    verify_chain_task.apply_async().get(timeout=60)
-    [worker_backend] = _other_backends()
-    verify_chain_task.apply_async().get(timeout=60)
-    assert _other_backends() == {worker_backend}
+    verify_chain_task.apply_async(queue=real_worker).get(timeout=60)
+    [worker_backend] = _worker_backends()
+    verify_chain_task.apply_async(queue=real_worker).get(timeout=60)
+    assert _worker_backends() == {worker_backend}
 
     with connection.cursor() as cursor:  # the connection breaks between two tasks
         cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [worker_backend])
-    assert verify_chain_task.apply_async().get(timeout=60)["ok"] is True
-    [new_backend] = _other_backends()
+        assert cursor.fetchone() == (True,)
+    assert verify_chain_task.apply_async(queue=real_worker).get(timeout=60)["ok"] is True
+    [new_backend] = _worker_backends()
     assert new_backend != worker_backend
