@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "utility.settings")
@@ -20,7 +20,7 @@ app.autodiscover_tasks()
 
 @signals.task_prerun.connect
 @signals.task_postrun.connect
-def keep_or_close_database_connections(task=None, **kwargs) -> None:
+def keep_or_close_database_connections(task: Task | None = None, **kwargs: object) -> None:
     """Around each task, what Django does around each request: a connection past
     CONN_MAX_AGE, broken, or left inside a transaction is closed; a good one is kept. Not for
     an eager task: it runs inside its caller, on the caller's connection."""
