@@ -265,7 +265,8 @@ def main() -> int:
     parser.add_argument(
         "--kannel-cpus",
         metavar="LIST",
-        help="keep Kannel on these CPUs (taskset's form, e.g. 0) and the endpoint on the others",
+        help="keep Kannel on these CPUs (taskset's form, e.g. 0); the endpoint and this driver"
+        " on the others",
     )
     parser.add_argument(
         "--compare",

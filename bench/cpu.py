@@ -71,7 +71,7 @@ def used_since(before: dict[str, float], after: dict[str, float]) -> dict[str, f
 
 
 def parse_cpus(text: str) -> set[int]:
-    """ "0" or "0,2-3" (as taskset -c takes them) as a set of CPU numbers."""
+    """The CPU numbers of a list in taskset's form ("0", "0,2-3")."""
     cpus: set[int] = set()
     for part in text.split(","):
         first, _, last = part.partition("-")
