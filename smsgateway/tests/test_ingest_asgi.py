@@ -384,10 +384,11 @@ def test_a_message_the_database_refuses_fails_alone(settings):
     assert InboundMessage.objects.count() == 5
 
 
-def _group_sms(i: int):
+def _raw_sms(gateway_id: str):
+    """A message as the adapter hands it to the store (its content is never parsed there)."""
     from smsgateway.adapters import InboundSms
 
-    return InboundSms("kannel", f"g-{i}", "+447700900001", "", b"x", b"", 1, "t", None)
+    return InboundSms("kannel", gateway_id, "+447700900001", "", b"x", b"", 1, "t", None)
 
 
 def test_stopping_answers_the_group_being_written_and_those_waiting():
@@ -407,7 +408,7 @@ def test_stopping_answers_the_group_being_written_and_those_waiting():
             async with locker.transaction():
                 await locker.execute("LOCK TABLE smsgateway_inboundmessage IN EXCLUSIVE MODE")
                 requests = [
-                    asyncio.create_task(commit.store(_group_sms(i), now=timezone.now()))
+                    asyncio.create_task(commit.store(_raw_sms(f"g-{i}"), now=timezone.now()))
                     for i in range(4)
                 ]
                 await asyncio.sleep(0.2)  # the first group's write waits for the lock
@@ -430,25 +431,21 @@ def test_the_statement_is_prepared_and_a_failed_group_leaves_a_fresh_connection_
     from django.db import DatabaseError
     from django.utils import timezone
 
-    from smsgateway.adapters import InboundSms
     from smsgateway.asgi import database_connect_kwargs
     from smsgateway.rawstore import AsyncGroupCommit
-
-    def sms(i: int) -> InboundSms:
-        return InboundSms("kannel", f"p-{i}", "+447700900001", "", b"x", b"", 1, "t", None)
 
     async def scenario():
         commit = AsyncGroupCommit(database_connect_kwargs())
         try:
-            first = await commit.store(sms(1), now=timezone.now())
+            first = await commit.store(_raw_sms("p-1"), now=timezone.now())
             old = commit._connection
             prepared = await (
                 await old.execute("SELECT statement FROM pg_prepared_statements")
             ).fetchall()
             await old.execute("DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$")
             with pytest.raises(DatabaseError):
-                await commit.store(sms(2), now=timezone.now())
-            third = await commit.store(sms(3), now=timezone.now())
+                await commit.store(_raw_sms("p-2"), now=timezone.now())
+            third = await commit.store(_raw_sms("p-3"), now=timezone.now())
             return first, prepared, old, commit._connection, third
         finally:
             await commit.close()
